@@ -1,0 +1,49 @@
+"""Test-session rules shared by tests/ and the notebooks executed by nbval.
+
+- ``@pytest.mark.envs("openvino")`` runs a test only in the named environments; elsewhere it is
+  skipped with a reason that names where it runs (``make test`` runs every environment).
+- A notebook runs only in the environments its metadata lists (``inference_suite.environments``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def _current_env() -> str:
+    from helpers.envreport import environment_name
+
+    return environment_name()
+
+
+def _notebook_envs(path: Path) -> list[str]:
+    meta = json.loads(path.read_text()).get("metadata", {}).get("inference_suite", {})
+    return list(meta.get("environments", []))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"inference-suite environment: {_current_env()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    env = _current_env()
+    notebook_envs: dict[Path, list[str]] = {}
+    for item in items:
+        marker = item.get_closest_marker("envs")
+        if marker is not None and env not in marker.args:
+            where = " or ".join(marker.args)
+            item.add_marker(pytest.mark.skip(
+                reason=f"runs in the {where} environment (this is '{env}'); make test runs it there"
+            ))
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb":
+            if path not in notebook_envs:
+                notebook_envs[path] = _notebook_envs(path)
+            allowed = notebook_envs[path]
+            if env not in allowed:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"notebook runs in {', '.join(allowed) or 'no'} environment(s), not '{env}'"
+                ))

@@ -1,0 +1,312 @@
+"""What this kernel can do: environment, runtimes, execution providers, hardware.
+
+``report()`` gathers everything into an :class:`EnvReport` that renders as a table in a notebook
+and as text in a terminal (``python -m helpers.envreport``). The checks are real, not read from
+lists: an execution provider counts as *usable* only if a one-node ONNX model actually ran on it,
+because ``onnxruntime-gpu`` lists CUDA as available on machines without a GPU and then silently
+runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata as metadata
+import os
+import platform
+import shutil
+import subprocess
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ENVIRONMENTS = ("cpu", "gpu", "openvino")
+ORT_DISTRIBUTIONS = {"onnxruntime": "cpu", "onnxruntime-gpu": "gpu", "onnxruntime-openvino": "openvino"}
+PACKAGES = (
+    "torch", "torchvision", "transformers", "tokenizers", "onnx", "onnxscript", "openvino", "numpy",
+    "jupyterlab", "papermill", "nbval",
+)
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "f16c")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def ort_distributions() -> dict[str, str]:
+    """Every installed ONNX Runtime distribution and its version (more than one is a broken env)."""
+    found = {name: _version(name) for name in ORT_DISTRIBUTIONS}
+    return {name: version for name, version in found.items() if version}
+
+
+def ort_distribution() -> str:
+    """Which package provides ``import onnxruntime``, e.g. ``"onnxruntime-openvino 1.24.1"``."""
+    found = ort_distributions()
+    if not found:
+        return "not installed"
+    return ", ".join(f"{name} {version}" for name, version in found.items())
+
+
+def environment_name() -> str:
+    """``cpu``, ``gpu`` or ``openvino``, decided by the installed ONNX Runtime package.
+
+    ``unknown`` when no ONNX Runtime package, or more than one (they overwrite each other's files),
+    is installed.
+    """
+    found = ort_distributions()
+    if len(found) != 1:
+        return "unknown"
+    return ORT_DISTRIBUTIONS[next(iter(found))]
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the packages the suite teaches with (None when absent)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    versions.update({name: _version(name) for name in PACKAGES})
+    versions["onnxruntime"] = ort_distribution()
+    return versions
+
+
+@functools.cache
+def cpu_info() -> dict[str, Any]:
+    """CPU model, logical/physical cores and the SIMD flags that matter for inference kernels."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:  # pragma: no cover - psutil is pinned in every environment
+        physical = None
+    return {
+        "model": model,
+        "logical_cores": os.cpu_count(),
+        "physical_cores": physical,
+        "flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "machine": platform.machine(),
+    }
+
+
+@functools.cache
+def gpu_present() -> bool:
+    """True when an NVIDIA GPU is visible to this process (driver and device), not just a CUDA build."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True
+    except ImportError:
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def gpu_name() -> str | None:
+    """The first GPU's name, or None."""
+    if not gpu_present():
+        return None
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - only a label
+        return "NVIDIA GPU"
+
+
+def _probe_model_bytes() -> bytes:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def listed_providers() -> list[str]:
+    """Execution providers this ONNX Runtime build lists (not proof that they work here)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+@functools.cache
+def usable_providers() -> list[str]:
+    """Execution providers that really ran a one-node model in this process.
+
+    A provider counts only if it is still in ``session.get_providers()`` after the session was
+    created, since ONNX Runtime drops providers it cannot initialise and carries on with the CPU.
+    """
+    try:
+        import numpy as np
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    usable = []
+    probe = _probe_model_bytes()
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # the failed providers log errors we report ourselves
+    for provider in listed_providers():
+        if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") and not gpu_present():
+            continue  # would only log errors and fall back to the CPU
+        try:
+            session = ort.InferenceSession(probe, sess_options=options, providers=[provider])
+            session.run(None, {"x": np.ones((1, 4), dtype=np.float32)})
+        except Exception:  # noqa: BLE001 - any failure means "not usable"
+            continue
+        if provider in session.get_providers():
+            usable.append(provider)
+    return usable
+
+
+@functools.cache
+def openvino_devices() -> list[str]:
+    """Devices native OpenVINO can compile for here (e.g. ``["CPU"]``); empty if not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return []
+    try:
+        return list(ov.Core().available_devices)
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def torch_threads() -> dict[str, int]:
+    """PyTorch's intra- and inter-op thread counts for this process."""
+    import torch
+
+    return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+@dataclass
+class EnvReport:
+    """Everything a learner needs to know about the kernel they are running in."""
+
+    environment: str
+    expected_environment: str | None
+    packages: dict[str, str | None]
+    cpu: dict[str, Any]
+    torch_threads: dict[str, int]
+    gpu: str | None
+    ort_listed_providers: list[str]
+    ort_usable_providers: list[str]
+    openvino_devices: list[str]
+    problems: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(section, item, value) rows, the basis of both the table and the text form."""
+        rows = [("environment", "detected from installed ONNX Runtime", self.environment)]
+        if self.expected_environment:
+            rows.append(("environment", "kernel was started for", self.expected_environment))
+        rows += [("package", name, version or "not installed") for name, version in self.packages.items()]
+        flags = ", ".join(f for f, on in self.cpu["flags"].items() if on) or "none of interest"
+        rows += [
+            ("hardware", "CPU", str(self.cpu["model"])),
+            ("hardware", "cores (logical / physical)", f"{self.cpu['logical_cores']} / {self.cpu['physical_cores']}"),
+            ("hardware", "SIMD flags", flags),
+            ("hardware", "GPU", self.gpu or "none visible"),
+            ("threads", "torch intra-op / inter-op", f"{self.torch_threads['intra_op']} / {self.torch_threads['inter_op']}"),
+            ("onnxruntime", "providers listed by the build", ", ".join(self.ort_listed_providers) or "-"),
+            ("onnxruntime", "providers that really run here", ", ".join(self.ort_usable_providers) or "-"),
+            ("openvino", "devices", ", ".join(self.openvino_devices) or "-"),
+        ]
+        return rows
+
+    def to_frame(self):  # -> pandas.DataFrame (import kept lazy)
+        import pandas as pd
+
+        return pd.DataFrame(self.rows(), columns=["section", "item", "value"]).set_index(["section", "item"])
+
+    def __str__(self) -> str:
+        width = max(len(item) for _, item, _ in self.rows())
+        lines = [f"{section:<12} {item:<{width}}  {value}" for section, item, value in self.rows()]
+        lines += [f"PROBLEM: {p}" for p in self.problems] + [f"advice: {a}" for a in self.advice]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()
+
+
+def _diagnose(rep: EnvReport) -> None:
+    found = ort_distributions()
+    if len(found) > 1:
+        rep.problems.append(
+            f"more than one ONNX Runtime package is installed ({', '.join(found)}): they overwrite "
+            "each other's files. Recreate the environment with `make setup`."
+        )
+    if not found:
+        rep.problems.append("ONNX Runtime is not installed in this kernel's environment.")
+    if rep.expected_environment and rep.expected_environment != rep.environment:
+        rep.problems.append(
+            f"this kernel was started for '{rep.expected_environment}' but its packages are those "
+            f"of '{rep.environment}'."
+        )
+    listed, usable = set(rep.ort_listed_providers), set(rep.ort_usable_providers)
+    if "CUDAExecutionProvider" in listed and "CUDAExecutionProvider" not in usable:
+        rep.advice.append(
+            "CUDAExecutionProvider is listed but cannot run here (no GPU visible): ONNX Runtime "
+            "would silently use the CPU. The suite's runners warn when that happens."
+        )
+    if rep.environment != "gpu":
+        rep.advice.append("For NVIDIA GPUs use the kernel 'Python 3.11 (inference: gpu)'.")
+    if "OpenVINOExecutionProvider" not in usable:
+        rep.advice.append(
+            "ONNX Runtime's OpenVINO execution provider is only in the 'openvino' environment "
+            "(kernel 'Python 3.11 (inference: openvino)'); native OpenVINO works in every environment."
+        )
+    if not rep.openvino_devices:
+        rep.problems.append("native OpenVINO is not importable: run `make setup`.")
+
+
+def report() -> EnvReport:
+    """Collect the environment report (takes about a second: it runs a real probe per provider)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            importlib.import_module("torch")
+            threads = torch_threads()
+        except ImportError:
+            threads = {"intra_op": 0, "inter_op": 0}
+    rep = EnvReport(
+        environment=environment_name(),
+        expected_environment=os.environ.get("INFERENCE_SUITE_ENV"),
+        packages=package_versions(),
+        cpu=cpu_info(),
+        torch_threads=threads,
+        gpu=gpu_name(),
+        ort_listed_providers=listed_providers(),
+        ort_usable_providers=usable_providers(),
+        openvino_devices=openvino_devices(),
+    )
+    _diagnose(rep)
+    return rep
+
+
+if __name__ == "__main__":
+    print(report())

@@ -1,0 +1,54 @@
+"""The environment report tells the truth about this environment."""
+
+from __future__ import annotations
+
+import os
+
+from helpers import envreport
+
+
+def test_environment_is_detected_from_the_installed_ort_package() -> None:
+    env = envreport.environment_name()
+    assert env in envreport.ENVIRONMENTS, envreport.ort_distribution()
+    expected = os.environ.get("INFERENCE_SUITE_ENV")
+    if expected:  # set by `make test` for each environment
+        assert env == expected
+
+
+def test_cpu_provider_really_runs() -> None:
+    usable = envreport.usable_providers()
+    assert "CPUExecutionProvider" in usable
+    assert set(usable) <= set(envreport.listed_providers())
+
+
+def test_listed_cuda_without_gpu_is_not_usable() -> None:
+    listed, usable = envreport.listed_providers(), envreport.usable_providers()
+    if "CUDAExecutionProvider" in listed and not envreport.gpu_present():
+        assert "CUDAExecutionProvider" not in usable
+        report = envreport.report()
+        assert any("silently use the CPU" in line for line in report.advice)
+    if envreport.environment_name() == "gpu":
+        assert "CUDAExecutionProvider" in listed
+
+
+def test_openvino_ep_only_in_openvino_environment() -> None:
+    listed = envreport.listed_providers()
+    if envreport.environment_name() == "openvino":
+        assert "OpenVINOExecutionProvider" in envreport.usable_providers()
+    else:
+        assert "OpenVINOExecutionProvider" not in listed
+
+
+def test_report_renders_as_text_and_table() -> None:
+    report = envreport.report()
+    text = str(report)
+    assert "torch" in text and "providers that really run here" in text
+    frame = report.to_frame()
+    assert ("hardware", "CPU") in frame.index
+    assert report.cpu["logical_cores"] >= 1
+    assert not report.problems, report.problems
+    assert "<table" in report._repr_html_()
+
+
+def test_native_openvino_has_a_cpu_device() -> None:
+    assert "CPU" in envreport.openvino_devices()

@@ -1,0 +1,59 @@
+"""The main job: discovery, papermill execution with parameters, and the summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from helpers import envreport, series
+
+
+def kernel_for_this_env() -> str:
+    name = f"{series.KERNEL_PREFIX}{envreport.environment_name()}"
+    if name not in KernelSpecManager().find_kernel_specs():
+        pytest.skip(f"kernel {name} is not registered (run `make setup`)")
+    return name
+
+
+def test_discover_filters_by_environment_and_number() -> None:
+    everything = series.discover()
+    assert everything and everything[0].stem.startswith("00_")
+    assert [i.stem for i in series.discover(only=["00"])] == ["00_environment_check"]
+    for env in ("cpu", "gpu", "openvino"):
+        assert all(env in i.environments for i in series.discover(env))
+    assert all(i.title and i.teaches for i in everything)
+
+
+def test_notebook_00_runs_with_injected_parameters(tmp_path: Path) -> None:
+    kernel_for_this_env()
+    env = envreport.environment_name()
+    info = series.discover(only=["00"])[0]
+    run = series.execute(info, env, "test", tmp_path)
+    assert run.status == "passed", run.error
+    executed = nbformat.read(run.executed, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'profile = "test"' in injected[0].source
+    assert run.results["environment"]["value"] == env
+
+
+def test_a_failing_notebook_is_reported_not_raised(tmp_path: Path) -> None:
+    kernel_for_this_env()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = 'full'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("assert profile == 'full', 'profile was ' + profile")]
+    path = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, path)
+    info = series.NotebookInfo(path=path, title="broken", environments=["cpu"], minutes=1, teaches="-")
+    run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
+    assert run.status == "failed"
+    assert "AssertionError" in run.error and "profile was test" in run.error
+    summary = series.write_summary([run], "cpu", "test", tmp_path / "out")
+    text = summary.read_text()
+    assert "❌ failed" in text and "99_broken.ipynb" in text
+    data = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert data["notebooks"][0]["status"] == "failed"
