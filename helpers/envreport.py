@@ -310,3 +310,115 @@ def report() -> EnvReport:
 
 if __name__ == "__main__":
     print(report())
+
+
+def _probe_onnx_file(weight, bias, path) -> None:
+    """Write Gemm+Relu with the given weights: the ONNX twin of ``Linear`` + ``ReLU``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", weight.shape[1]])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", weight.shape[0]])
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")]
+    graph = helper.make_graph(nodes, "probe", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def runtime_matrix():  # -> pandas.DataFrame
+    """Run one tiny model on every runtime the suite teaches and compare with PyTorch eager.
+
+    Rows are runtimes; columns say whether the runtime is installed, whether it really ran here,
+    the max abs difference of its output against eager PyTorch, and a note. AOTInductor is not
+    compiled here (that takes tens of seconds, see notebook 02): it counts as working when a C++
+    compiler is present.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from helpers import runners
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()
+    spec = [runners.TensorSpec("x", ("batch", 4), "float32")]
+    x = {"x": np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)}
+    available = runners.available_runtimes()
+    reference = runners.torch_runner(model, spec, ["y"]).run(x)["y"]
+    rows: dict[str, dict[str, object]] = {}
+
+    def attempt(label: str, key: str, make, note: str = "") -> None:
+        row: dict[str, object] = {"installed": bool(available.get(key)), "works here": False,
+                                  "max abs diff vs eager": np.nan, "note": note}
+        if row["installed"]:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    runner = make()
+                    out = runner.run(x)
+                diff = float(np.abs(next(iter(out.values())) - reference).max())
+                row["max abs diff vs eager"] = diff
+                precision = getattr(runner, "precision", "float32")
+                if precision != "float32":
+                    row["note"] = (f"{note}; " if note else "") + f"computes in {precision} by default"
+                # reduced-precision defaults (bf16 on CPUs that have it) differ by ~1e-3
+                row["works here"] = diff < (1e-4 if precision == "float32" else 5e-2)
+            except Exception as exc:  # noqa: BLE001 - the matrix reports, it does not crash
+                row["note"] = f"failed: {type(exc).__name__}: {exc}"[:160]
+        rows[label] = row
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "probe.onnx"
+        linear = model[0]
+        _probe_onnx_file(linear.weight.detach().numpy(), linear.bias.detach().numpy(), onnx_path)
+
+        def torchscript():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(model, torch.from_numpy(x["x"]))
+                traced.save(str(Path(tmp) / "probe.ts"))
+            return runners.torchscript_runner(Path(tmp) / "probe.ts", spec, ["y"])
+
+        def exported():
+            program = torch.export.export(model, (torch.from_numpy(x["x"]),))
+            torch.export.save(program, str(Path(tmp) / "probe.pt2"))
+            return runners.exported_program_runner(Path(tmp) / "probe.pt2", spec, ["y"])
+
+        rows["PyTorch eager"] = {"installed": True, "works here": True,
+                                 "max abs diff vs eager": 0.0, "note": "the reference"}
+        attempt("TorchScript (legacy)", "torchscript", torchscript, "deprecated upstream")
+        attempt("torch.export", "torch.export", exported)
+        rows["AOTInductor"] = {
+            "installed": bool(available["aoti"]), "works here": bool(available["aoti"]),
+            "max abs diff vs eager": np.nan,
+            "note": "C++ compiler found; compiled in notebook 02" if available["aoti"]
+            else "needs a C++ compiler (g++)",
+        }
+        attempt("ONNX Runtime — CPU EP", "onnxruntime",
+                lambda: runners.ort_runner(onnx_path, providers=["CPUExecutionProvider"]))
+        cuda_listed = "CUDAExecutionProvider" in listed_providers()
+        if cuda_listed and not gpu_present():
+            rows["ONNX Runtime — CUDA EP"] = {
+                "installed": True, "works here": False, "max abs diff vs eager": np.nan,
+                "note": "listed by the build but no GPU: would silently run on the CPU"}
+        else:
+            attempt("ONNX Runtime — CUDA EP", "onnxruntime-cuda",
+                    lambda: runners.ort_runner(onnx_path, providers=runners.ort_providers_for("cuda"),
+                                               strict=True),
+                    "" if cuda_listed else "needs the gpu environment (onnxruntime-gpu)")
+        attempt("ONNX Runtime — OpenVINO EP", "onnxruntime-openvino",
+                lambda: runners.ort_runner(onnx_path, providers=runners.ort_providers_for("openvino"),
+                                           strict=True),
+                "" if available["onnxruntime-openvino"] else "needs the openvino environment")
+        attempt("OpenVINO (native)", "openvino", lambda: runners.openvino_runner(onnx_path))
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "runtime"
+    return frame

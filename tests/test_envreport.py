@@ -52,3 +52,13 @@ def test_report_renders_as_text_and_table() -> None:
 
 def test_native_openvino_has_a_cpu_device() -> None:
     assert "CPU" in envreport.openvino_devices()
+
+
+def test_runtime_matrix_runs_every_available_runtime() -> None:
+    matrix = envreport.runtime_matrix()
+    for runtime in ("PyTorch eager", "torch.export", "ONNX Runtime — CPU EP", "OpenVINO (native)"):
+        assert matrix.loc[runtime, "works here"], matrix.loc[runtime].to_dict()
+    cuda = matrix.loc["ONNX Runtime — CUDA EP"]
+    assert bool(cuda["works here"]) == envreport.gpu_present() or not cuda["installed"]
+    ov_ep = matrix.loc["ONNX Runtime — OpenVINO EP"]
+    assert bool(ov_ep["works here"]) == (envreport.environment_name() == "openvino")

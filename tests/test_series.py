@@ -43,6 +43,7 @@ def test_notebook_00_runs_with_injected_parameters(tmp_path: Path) -> None:
 def test_a_failing_notebook_is_reported_not_raised(tmp_path: Path) -> None:
     kernel_for_this_env()
     nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell("profile = 'full'")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("assert profile == 'full', 'profile was ' + profile")]
