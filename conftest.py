@@ -3,6 +3,9 @@
 - ``@pytest.mark.envs("openvino")`` runs a test only in the named environments; elsewhere it is
   skipped with a reason that names where it runs (``make test`` runs every environment).
 - A notebook runs only in the environments its metadata lists (``inference_suite.environments``).
+- The cpu environment runs every unit test. The gpu and openvino environments run the tests of
+  what differs there (environment report, runners, the series runner); the rest is identical
+  code on identical packages and is skipped there with a reason, to keep ``make test`` short.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ def _notebook_envs(path: Path) -> list[str]:
     return list(meta.get("environments", []))
 
 
+# Unit-test modules that exercise what differs between environments (ONNX Runtime package,
+# execution providers). Everything else runs in the cpu environment.
+ENV_SPECIFIC_MODULES = {"test_envreport.py", "test_runners.py", "test_series.py", "test_parity.py"}
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"inference-suite environment: {_current_env()}"
 
@@ -39,6 +47,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason=f"runs in the {where} environment (this is '{env}'); make test runs it there"
             ))
         path = Path(str(item.fspath))
+        if env != "cpu" and path.suffix == ".py" and path.name not in ENV_SPECIFIC_MODULES:
+            item.add_marker(pytest.mark.skip(
+                reason=f"environment-independent; runs in the cpu environment (this is '{env}')"
+            ))
         if path.suffix == ".ipynb":
             if path not in notebook_envs:
                 notebook_envs[path] = _notebook_envs(path)
