@@ -1,0 +1,406 @@
+"""What machine is this, and how fast can it possibly go?
+
+Two kinds of facts live here:
+
+- :func:`fingerprint` — a description of the machine and the software versions (CPU model,
+  cores, instruction-set flags, load average, memory, package versions, GPU). Every benchmark
+  result carries one, so a number can always be traced back to where it was measured.
+- Measured *limits* — :func:`measure_gemm_peak` (how many floating-point operations per second
+  a large matrix multiply reaches here) and :func:`measure_memory_bandwidth` (how many bytes per
+  second the cores can stream from RAM). Together with :func:`count_flops` they turn a latency
+  into "% of the physical limit": a model that needs ``F`` FLOPs can never run faster than
+  ``F / peak``, and a decoder step that must read ``B`` bytes of weights never faster than
+  ``B / bandwidth``.
+
+Nothing here is hard-coded: the peaks are measured on the machine the notebook runs on, with a
+small probe, and cached in-process so a notebook pays for them once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.metadata
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = [
+    "count_flops",
+    "fingerprint",
+    "measure_gemm_peak",
+    "measure_memory_bandwidth",
+]
+
+#: Instruction-set flags that decide which kernels the runtimes can use.
+_INTERESTING_FLAGS = {
+    "avx2": "avx2",
+    "fma": "fma",
+    "avx512f": "avx512f",
+    "avx512_vnni": "avx512_vnni",
+    "avx512_bf16": "avx512_bf16",
+    "avx_vnni": "avx_vnni",
+    "amx_tile": "amx_tile",
+}
+
+#: Distributions whose versions are part of every fingerprint (read from package metadata,
+#: without importing them).
+_PACKAGES = (
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-openvino",
+    "openvino",
+    "transformers",
+    "numpy",
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# fingerprint
+# ----------------------------------------------------------------------------------------------
+
+
+def _read_cpuinfo() -> dict[str, Any]:
+    """CPU model name and flags from /proc/cpuinfo (Linux); best effort elsewhere."""
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model, "flags": flags}
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False)
+    except Exception:  # psutil missing or unsupported platform
+        return None
+
+
+def _memory_gib() -> dict[str, float | None]:
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return {"total": round(vm.total / 2**30, 1), "available": round(vm.available / 2**30, 1)}
+    except Exception:
+        return {"total": None, "available": None}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _ort_distribution() -> str | None:
+    """Which ONNX Runtime *distribution* is installed (they all install the same module)."""
+    for dist in ("onnxruntime-openvino", "onnxruntime-gpu", "onnxruntime"):
+        version = _version(dist)
+        if version:
+            return f"{dist} {version}"
+    return None
+
+
+@functools.cache
+def _static_fingerprint() -> dict[str, Any]:
+    """The parts of the fingerprint that do not change while the process runs."""
+    cpu = _read_cpuinfo()
+    flags = cpu["flags"]
+    packages = {name: v for name in _PACKAGES if (v := _version(name)) is not None}
+    gpu: str | None = None
+    if "torch" in sys.modules or _version("torch"):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                gpu = ", ".join(
+                    torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+                )
+        except Exception:  # a broken CUDA install must not break a fingerprint
+            gpu = None
+    return {
+        "cpu_model": cpu["model"],
+        "cores_logical": os.cpu_count(),
+        "cores_physical": _physical_cores(),
+        "cpu_flags": sorted(name for name, flag in _INTERESTING_FLAGS.items() if flag in flags),
+        "machine": platform.machine(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "onnxruntime_dist": _ort_distribution(),
+        "packages": packages,
+        "gpu": gpu,
+    }
+
+
+def fingerprint() -> dict[str, Any]:
+    """Describe this machine and the software stack, for attaching to every measurement.
+
+    Keys: ``cpu_model``, ``cores_logical``, ``cores_physical``, ``cpu_flags`` (the subset of
+    avx2 / fma / avx512f / avx512_vnni / avx512_bf16 / avx_vnni / amx_tile present), ``machine``, ``os``,
+    ``python``, ``onnxruntime_dist`` (which ONNX Runtime *package* is installed — they all
+    install the same ``onnxruntime`` module), ``packages`` (name → version), ``gpu`` (CUDA
+    device names or ``None``), ``memory_gib`` (total / available), ``load_average`` (1, 5 and 15
+    minutes), ``torch_threads``, ``omp_num_threads`` and ``timestamp`` (UTC, ISO 8601).
+
+    **Load average** is the number of runnable processes averaged over the last 1/5/15 minutes.
+    On a machine with ``N`` cores, a 1-minute load near or above ``N`` means other work
+    competed for the cores while we measured: latencies are then inflated and noisy, so compare
+    runtimes only within one run (as ratios) and re-measure on a quiet machine before quoting
+    absolute numbers. ``load_high`` is ``True`` in that case.
+
+    The static part is computed once per process; load, memory and thread settings are fresh on
+    every call.
+    """
+    info = dict(_static_fingerprint())
+    info["packages"] = dict(info["packages"])
+    try:
+        load = tuple(round(x, 2) for x in os.getloadavg())
+    except (OSError, AttributeError):  # not available on Windows
+        load = None
+    info["load_average"] = load
+    cores = info["cores_logical"] or 1
+    info["load_high"] = bool(load is not None and load[0] >= 0.9 * cores)
+    info["memory_gib"] = _memory_gib()
+    torch_threads = None
+    if "torch" in sys.modules:
+        torch_threads = sys.modules["torch"].get_num_threads()
+    info["torch_threads"] = torch_threads
+    info["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+    info["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return info
+
+
+# ----------------------------------------------------------------------------------------------
+# measured peaks
+# ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[int]:
+    """Temporarily set torch's intra-op thread count (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(int(threads))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _best_of(fn: Any, seconds: float, min_reps: int = 3, max_reps: int = 1000) -> float:
+    """Smallest wall time (ns) of ``fn()`` over repeated calls for about ``seconds``."""
+    fn()  # warm-up: first call allocates, picks kernels, wakes threads
+    best = math.inf
+    deadline = time.perf_counter() + seconds
+    reps = 0
+    while reps < min_reps or (time.perf_counter() < deadline and reps < max_reps):
+        start = time.perf_counter_ns()
+        fn()
+        best = min(best, time.perf_counter_ns() - start)
+        reps += 1
+    return float(best)
+
+
+def _int8_peak_ort(n: int, threads: int, seconds: float) -> float:
+    """u8 x s8 GEMM through ONNX Runtime's MatMulInteger (the kernel quantized models use)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        "gemm_probe",
+        [
+            helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n]),
+            helper.make_tensor_value_info("B", TensorProto.INT8, [n, n]),
+        ],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = min(model.ir_version, 10)  # readable by older ONNX Runtime releases
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(
+        model.SerializeToString(),
+        opts,
+        providers=["CPUExecutionProvider"],
+    )
+    rng = np.random.default_rng(0)
+    feeds = {
+        "A": rng.integers(0, 255, (n, n), dtype=np.uint8),
+        "B": rng.integers(-127, 127, (n, n), dtype=np.int8),
+    }
+    best_ns = _best_of(lambda: sess.run(None, feeds), seconds)
+    return 2 * n**3 / best_ns  # ops per ns == GOP/s
+
+
+@functools.cache
+def _gemm_peak_cached(dtype: str, threads: int, seconds: float, n: int) -> float:
+    if dtype == "int8":
+        try:
+            return _int8_peak_ort(n, threads, seconds)
+        except ImportError:
+            pass
+    import torch
+
+    torch_dtype = {
+        "float32": torch.float32,
+        "float64": torch.float64,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+        "int8": torch.int8,
+    }[dtype]
+    with _torch_threads(threads), torch.inference_mode():
+        gen = torch.Generator().manual_seed(0)
+        if torch_dtype is torch.int8:
+            a = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
+            b = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
+            best_ns = _best_of(lambda: torch._int_mm(a, b), seconds)
+        else:
+            a = torch.randn(n, n, generator=gen).to(torch_dtype)
+            b = torch.randn(n, n, generator=gen).to(torch_dtype)
+            out = torch.empty(n, n, dtype=torch_dtype)
+            best_ns = _best_of(lambda: torch.mm(a, b, out=out), seconds)
+    return 2 * n**3 / best_ns  # FLOP per ns == GFLOP/s
+
+
+def measure_gemm_peak(
+    dtype: str = "float32", threads: int | None = None, seconds: float = 1.0, *, size: int = 1536
+) -> float:
+    """Measure the matrix-multiply peak of this machine in GFLOP/s (GOP/s for ``"int8"``).
+
+    Method: two random square ``size × size`` matrices (default 1536: large enough that the
+    multiply is compute-bound — ``2·n³`` FLOPs on ``3·n²`` numbers — small enough to take a
+    few tens of milliseconds) are multiplied repeatedly for about ``seconds`` after one warm-up
+    call. The *best* (fastest) repetition is kept, because on a shared machine interference
+    only ever makes a run slower: the minimum is the closest estimate of what the hardware can
+    do. ``2·n³ / best_time`` is the result.
+
+    - ``dtype``: ``"float32"`` (default), ``"float64"``, ``"bfloat16"``, ``"float16"`` via
+      ``torch.mm``; ``"int8"`` via ONNX Runtime's ``MatMulInteger`` (u8 × s8, the kernel
+      quantized ONNX models run on), or ``torch._int_mm`` if ONNX Runtime is absent.
+    - ``threads``: how many intra-op threads to use (default: torch's current setting); torch's
+      setting is restored afterwards. Compare a model with the peak for the *same* thread count.
+
+    The result is cached in-process per ``(dtype, threads, seconds, size)``, so calling it
+    again is free. This is a practical peak — what a tuned library reaches — not the data-sheet
+    number; real models reach a fraction of it (small or odd-shaped layers, memory traffic,
+    non-GEMM operators).
+    """
+    if dtype not in ("float32", "float64", "bfloat16", "float16", "int8"):
+        raise ValueError(
+            f"measure_gemm_peak: unsupported dtype {dtype!r}; "
+            "use 'float32', 'float64', 'bfloat16', 'float16' or 'int8'"
+        )
+    if seconds <= 0:
+        raise ValueError("measure_gemm_peak: seconds must be positive")
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    if threads < 1:
+        raise ValueError("measure_gemm_peak: threads must be >= 1")
+    return _gemm_peak_cached(dtype, int(threads), float(seconds), int(size))
+
+
+@functools.cache
+def _bandwidth_cached(seconds: float, megabytes: int, threads: int) -> float:
+    import torch
+
+    n = megabytes * 2**20 // 4
+    with _torch_threads(threads), torch.inference_mode():
+        x = torch.ones(n, dtype=torch.float32)
+        best_ns = _best_of(lambda: x.sum(), seconds)
+    return n * 4 / best_ns  # bytes per ns == GB/s
+
+
+def measure_memory_bandwidth(
+    seconds: float = 1.0, *, megabytes: int = 256, threads: int | None = None
+) -> float:
+    """Measure how fast the CPU can *read* memory, in GB/s (10⁹ bytes per second).
+
+    Method: a float32 array of ``megabytes`` MiB (default 256, far larger than any CPU cache)
+    is summed repeatedly for about ``seconds`` with ``torch.sum`` using ``threads`` threads
+    (default: torch's current setting); the fastest pass gives ``bytes / time``. A sum does one
+    addition per 4 bytes read, so the cores wait on memory, not on arithmetic.
+
+    Why it matters: generating one token with a decoder such as GPT-2 multiplies a single
+    vector by every weight matrix, so every weight byte is read once per token and almost
+    nothing is reused — the step is **memory-bound**. Its lower bound is
+    ``weight_bytes / bandwidth`` (e.g. 124 M float32 parameters ≈ 0.5 GB → ~27 ms at 18 GB/s),
+    no matter how many FLOP/s the machine has.
+
+    Cached in-process per ``(seconds, megabytes, threads)``.
+    """
+    if seconds <= 0 or megabytes <= 0:
+        raise ValueError("measure_memory_bandwidth: seconds and megabytes must be positive")
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    return _bandwidth_cached(float(seconds), int(megabytes), int(threads))
+
+
+# ----------------------------------------------------------------------------------------------
+# FLOP counting
+# ----------------------------------------------------------------------------------------------
+
+
+def count_flops(model: Any, example_inputs: tuple | dict | Any) -> int:
+    """Count the floating-point operations of one forward pass, as FLOPs (= 2 × multiply-adds).
+
+    Runs ``model(*example_inputs)`` (or ``model(**example_inputs)`` for a dict, or
+    ``model(example_inputs)`` for a single tensor) once under ``torch.inference_mode()`` inside
+    ``torch.utils.flop_counter.FlopCounterMode``, which adds up the FLOPs of the matrix
+    multiplies, convolutions and attention kernels that actually executed. Element-wise
+    operators (activations, norms, additions) are not counted: they are cheap in FLOPs and
+    bound by memory traffic instead.
+
+    The count is for the *given* inputs: a batch of 8 costs 8× a batch of 1. Divide by a
+    measured peak (:func:`measure_gemm_peak`, GFLOP/s) to get a lower bound on latency:
+    ``lower_bound_ms = flops / (peak_gflops · 1e9) · 1e3``.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            if isinstance(example_inputs, dict):
+                model(**example_inputs)
+            elif isinstance(example_inputs, (tuple, list)):
+                model(*example_inputs)
+            else:
+                model(example_inputs)
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
+    return int(counter.get_total_flops())

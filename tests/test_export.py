@@ -1,0 +1,167 @@
+"""Tests for helpers.export: dynamo ONNX export of tiny models, checked with ONNX Runtime."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from helpers.export import (
+    DynamicShapeError,
+    export_onnx,
+    input_specs_from_onnx,
+    onnx_summary,
+    op_histogram,
+)
+
+ort = pytest.importorskip("onnxruntime")
+
+
+class TinyConvNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.head = torch.nn.Linear(4, 5)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(pixels))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class TwoInputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 8)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (self.embed(ids) * mask.unsqueeze(-1)).sum(dim=1)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> TinyConvNet:
+    return TinyConvNet().eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tiny: TinyConvNet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    with warnings.catch_warnings():
+        # the dynamo path must be free of deprecation warnings (CONTRIBUTING.md)
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
+        return export_onnx(
+            tiny,
+            (torch.randn(2, 3, 8, 8),),
+            path,
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamic_shapes={"pixels": {0: "batch"}},
+        )
+
+
+def test_single_file_has_no_data_sibling(exported: Path) -> None:
+    assert exported.exists()
+    assert not exported.with_name(exported.name + ".data").exists()
+    assert list(exported.parent.iterdir()) == [exported]
+    onnx.checker.check_model(onnx.load(str(exported)))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_dynamic_batch_runs_in_ort_and_matches_torch(
+    exported: Path, tiny: TinyConvNet, batch: int
+) -> None:
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(batch).standard_normal((batch, 3, 8, 8)).astype(np.float32)
+    (logits,) = session.run(None, {"pixels": x})
+    with torch.inference_mode():
+        expected = tiny(torch.from_numpy(x)).numpy()
+    assert logits.shape == (batch, 5)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_summary_shows_symbolic_batch(exported: Path) -> None:
+    summary = onnx_summary(exported)
+    assert list(summary["kind"]) == ["input", "output"]
+    assert list(summary["name"]) == ["pixels", "logits"]
+    assert summary.loc[0, "shape"] == ("batch", 3, 8, 8)
+    assert summary.loc[1, "shape"] == ("batch", 5)
+    assert set(summary["dtype"]) == {"float32"}
+    assert summary.attrs["opset"] >= 18 and summary.attrs["nodes"] > 0
+
+
+def test_op_histogram_matches_graph(exported: Path) -> None:
+    hist = op_histogram(exported)
+    graph = onnx.load(str(exported)).graph
+    assert hist.sum() == len(graph.node)
+    assert hist.to_dict() == dict(Counter(n.op_type for n in graph.node))
+    assert list(hist) == sorted(hist, reverse=True)
+    assert "Conv" in hist.index
+
+
+def test_input_specs_from_onnx(exported: Path) -> None:
+    pytest.importorskip("helpers.runners")
+    (spec,) = input_specs_from_onnx(exported)
+    assert (spec.name, spec.shape, spec.dtype) == ("pixels", ("batch", 3, 8, 8), "float32")
+
+
+def test_batch_one_example_for_dynamic_dim_is_rejected(tiny: TinyConvNet, tmp_path: Path) -> None:
+    with pytest.raises(DynamicShapeError, match=r"size >= 2") as info:
+        export_onnx(
+            tiny,
+            (torch.randn(1, 3, 8, 8),),
+            tmp_path / "bad.onnx",
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )
+    assert "'pixels' axis 0" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_keyword_inputs_external_data_and_reexport_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = TwoInputs().eval()
+    example = {"ids": torch.randint(0, 10, (2, 3)), "mask": torch.ones(2, 3)}
+    shapes = {"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}}
+    path = tmp_path / "two.onnx"
+    export_onnx(
+        model, example, path, input_names=["ids", "mask"], output_names=["pooled"],
+        dynamic_shapes=shapes, single_file=False,
+    )  # fmt: skip
+    assert path.with_name("two.onnx.data").exists()
+    assert "[torch.onnx]" not in capsys.readouterr().out  # exporter progress is silenced
+    specs = onnx_summary(path)
+    assert specs.loc[0, "shape"] == ("batch", "seq") and specs.loc[0, "dtype"] == "int64"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(
+        None, {"ids": np.zeros((4, 7), np.int64), "mask": np.ones((4, 7), np.float32)}
+    )
+    assert out.shape == (4, 8)
+    # exporting again as a single file at the same path removes the stale .data file
+    export_onnx(
+        model, example, path, input_names=["ids", "mask"], output_names=["pooled"],
+        dynamic_shapes=shapes,
+    )  # fmt: skip
+    assert not path.with_name("two.onnx.data").exists()
+
+
+def test_legacy_exporter_warns(tiny: TinyConvNet, tmp_path: Path) -> None:
+    with pytest.warns(DeprecationWarning):
+        path = export_onnx(
+            tiny,
+            (torch.randn(2, 3, 8, 8),),
+            tmp_path / "legacy.onnx",
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamic_shapes={"pixels": {0: "batch"}},
+            legacy=True,
+        )
+    assert onnx_summary(path).loc[0, "shape"] == ("batch", 3, 8, 8)
