@@ -6,7 +6,7 @@ ENVS ?= all
 PROFILE ?= full
 PYTHON ?= python3
 
-.PHONY: run test setup lab lint
+.PHONY: run test setup lab site lint
 
 run:
 	$(PYTHON) scripts/suite.py run --env $(ENV) --profile $(PROFILE)
@@ -19,6 +19,9 @@ setup:
 
 lab:
 	$(PYTHON) scripts/suite.py lab --env $(ENV)
+
+site:
+	.venvs/$(ENV)/bin/python -m helpers.site
 
 lint:
 	.venvs/cpu/bin/ruff check .
