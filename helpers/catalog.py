@@ -234,6 +234,16 @@ def _has_weights(folder: Path) -> bool:
     )
 
 
+def _hf_cache_dir() -> str | None:
+    """The Hugging Face hub cache named by the environment *now* (huggingface_hub reads it once,
+    at import); None means huggingface_hub's default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
 def _hf_cached(repo_id: str) -> bool:
     """True when config and weights of ``repo_id`` are in the Hugging Face cache."""
     try:
@@ -242,7 +252,8 @@ def _hf_cached(repo_id: str) -> bool:
         return False
 
     def cached(name: str) -> bool:
-        return isinstance(try_to_load_from_cache(repo_id, name), str)
+        found = try_to_load_from_cache(repo_id, name, cache_dir=_hf_cache_dir())
+        return isinstance(found, str)
 
     return cached("config.json") and any(
         cached(n)
@@ -340,8 +351,9 @@ def _cached_build(key: str, build: Callable[[Path], None], *, what: str) -> tupl
 # Quiet, seeded loading
 # --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[list[str]]:
-    """Silence transformers' load reports and weight-loading bars; collect the messages."""
+def _quiet_transformers(*, progress: bool = False) -> Iterator[list[str]]:
+    """Silence transformers' load reports (and, unless ``progress``, its progress bars — which
+    also switches off huggingface_hub's download bars); collect the messages."""
     import transformers
 
     tlog = transformers.utils.logging
@@ -362,7 +374,8 @@ def _quiet_transformers() -> Iterator[list[str]]:
         root_logger.removeHandler(h)
     root_logger.propagate = False
     tlog.set_verbosity_warning()
-    tlog.disable_progress_bar()
+    if not progress:
+        tlog.disable_progress_bar()
     try:
         with contextlib.redirect_stdout(io.StringIO()) as out:
             yield messages
@@ -374,7 +387,7 @@ def _quiet_transformers() -> Iterator[list[str]]:
             root_logger.addHandler(h)
         root_logger.propagate = old_propagate
         tlog.set_verbosity(old_level)
-        if bars:
+        if bars and not progress:
             tlog.enable_progress_bar()
 
 
@@ -540,8 +553,11 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
     local = _hf_local_folder(repo_id)
     source: str | Path = local if local else repo_id
     kwargs: dict[str, Any] = {}
-    if local is None and _hf_cached(repo_id):
-        kwargs["local_files_only"] = True
+    if local is None:
+        if _hf_cache_dir():
+            kwargs["cache_dir"] = _hf_cache_dir()
+        if _hf_cached(repo_id) or not network_allowed():
+            kwargs["local_files_only"] = True
     from transformers import (
         AutoModel,
         AutoModelForCausalLM,
@@ -554,16 +570,16 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
         "text-generation": AutoModelForCausalLM,
         "sentence-embedding": AutoModel,
     }[task]
-    with _quiet_transformers() as messages:
+    # Downloads show huggingface_hub's progress bars; the load report is kept quiet.
+    with _quiet_transformers(progress=True):
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = cls.from_pretrained(source, **kwargs)
-    _ = messages
     path = local
     if path is None:
         with contextlib.suppress(Exception):
             from huggingface_hub import try_to_load_from_cache
 
-            found = try_to_load_from_cache(repo_id, "config.json")
+            found = try_to_load_from_cache(repo_id, "config.json", cache_dir=_hf_cache_dir())
             path = Path(found).parent if isinstance(found, str) else None
     return LoadedModel(
         task=task,

@@ -1,0 +1,223 @@
+"""helpers.images: sample photos, robust decoding, two preprocessing paths that agree, top-k."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import images
+from helpers.images import ImageError
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return images.sample_images()
+
+
+def _encode(image: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A valid-looking PNG that *claims* width x height (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_sample_images_are_cached_jpegs(samples):
+    assert set(samples) == {"chelsea", "coffee", "astronaut"}
+    for path in samples.values():
+        assert path.suffix == ".jpg" and path.is_file()
+        im = images.load_image(path)
+        assert im.mode == "RGB" and min(im.size) >= 300
+    assert images.sample_images() == samples  # second call reuses the files
+
+
+def test_sample_image_rewritten_when_corrupt(samples, monkeypatch, tmp_path):
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    first = images.sample_images()["coffee"]
+    first.write_bytes(first.read_bytes()[:100])  # truncated
+    again = images.sample_images()["coffee"]
+    assert images.load_image(again).size == (600, 400)
+
+
+def test_image_files(tmp_path, samples):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    Image.new("RGB", (10, 10)).save(tmp_path / "b.PNG")
+    Image.new("RGB", (10, 10)).save(tmp_path / "sub" / "a.jpg")
+    Image.new("RGB", (10, 10)).save(tmp_path / ".hidden" / "c.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    found = images.image_files(tmp_path)
+    assert [p.name for p in found] == ["b.PNG", "a.jpg"]
+    assert images.image_files(samples["chelsea"]) == [samples["chelsea"]]
+    with pytest.raises(ImageError, match="no such file"):
+        images.image_files(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("make", "fmt"),
+    [
+        (lambda: Image.new("L", (40, 30), 128), "PNG"),  # grayscale
+        (lambda: Image.new("1", (40, 30), 1), "PNG"),  # 1-bit
+        (lambda: Image.new("P", (40, 30), 3), "GIF"),  # palette
+        (lambda: Image.new("LA", (40, 30), (200, 255)), "PNG"),
+        (lambda: Image.new("CMYK", (40, 30), (0, 255, 255, 0)), "JPEG"),  # CMYK JPEG
+        (lambda: Image.new("RGB", (40, 30), (1, 2, 3)), "BMP"),
+    ],
+)
+def test_modes_convert_to_rgb(make, fmt):
+    im = images.load_image(_encode(make(), fmt))
+    assert im.mode == "RGB" and im.size == (40, 30)
+
+
+def test_rgba_composited_on_white():
+    rgba = Image.new("RGBA", (20, 20), (255, 0, 0, 0))  # fully transparent red
+    rgba.putpixel((0, 0), (0, 0, 255, 255))
+    im = images.load_image(_encode(rgba, "PNG"))
+    assert im.mode == "RGB"
+    assert im.getpixel((5, 5)) == (255, 255, 255) and im.getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_cmyk_red_stays_red():
+    im = images.load_image(_encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "TIFF"))
+    r, g, b = im.getpixel((8, 8))
+    assert r > 200 and g < 50 and b < 50
+
+
+def test_16bit_grayscale_rescaled():
+    ramp = (np.arange(64 * 32, dtype=np.uint16).reshape(32, 64) * 32).astype(np.uint16)
+    src = Image.fromarray(ramp)
+    assert src.mode.startswith("I;16")
+    im = images.load_image(_encode(src, "PNG"))
+    arr = np.asarray(im)
+    assert im.mode == "RGB" and arr.shape == (32, 64, 3)
+    # 16-bit values map to 8 bits by range (65535 -> 255), not by clipping at 255
+    assert arr[0, 0, 0] == 0 and arr[-1, -1, 0] == round(ramp.max() / 65535 * 255)
+    assert len(np.unique(arr[..., 0])) > 100
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"", "empty"),
+        (b"this is not an image at all" * 10, "not a recognised image"),
+        (_png_header_only(4, 4)[:30], "not a recognised image|cannot read|corrupt"),
+    ],
+)
+def test_garbage_rejected(data, match):
+    with pytest.raises(ImageError, match=match):
+        images.load_image(data)
+
+
+def test_truncated_jpeg_rejected(samples):
+    data = samples["chelsea"].read_bytes()
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        images.load_image(data[: len(data) // 2])
+
+
+def test_tiny_rejected():
+    with pytest.raises(ImageError, match="too small"):
+        images.load_image(_encode(Image.new("RGB", (4, 200)), "PNG"))
+    assert images.load_image(_encode(Image.new("RGB", (8, 8)), "PNG")).size == (8, 8)
+
+
+def test_decompression_bomb_rejected_before_decoding():
+    bomb = _png_header_only(60_000, 60_000)  # 3.6 gigapixels claimed by a ~100-byte file
+    assert len(bomb) < 200
+    with pytest.raises(ImageError, match="decompression-bomb guard"):
+        images.load_image(bomb)
+    big = _encode(Image.new("RGB", (400, 300)), "PNG")
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        images.load_image(big, max_pixels=100_000)
+    assert images.load_image(big, max_pixels=120_000).size == (400, 300)
+
+
+def test_missing_file_and_bad_type(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        images.load_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="cannot load an image from int"):
+        images.load_image(42)  # type: ignore[arg-type]
+
+
+def test_exif_orientation_applied():
+    im = Image.new("RGB", (60, 20), (0, 255, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    out = images.load_image(_encode(im, "JPEG", exif=exif))
+    assert out.size == (20, 60)
+
+
+def test_labels():
+    labels = images.imagenet_labels()
+    assert len(labels) == 1000 and labels[285] == "Egyptian cat" and labels[967] == "espresso"
+    labels.append("mutated")
+    assert len(images.imagenet_labels()) == 1000  # callers get a copy
+
+
+@pytest.mark.parametrize("shape", [(451, 300), (300, 451), (1000, 240), (100, 50), (256, 256)])
+def test_preprocessing_paths_agree(shape):
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 256, (shape[1], shape[0], 3), dtype=np.uint8))
+    a = images.torchvision_preprocess()(im).numpy()
+    b = images.numpy_preprocess(im)
+    assert a.shape == b.shape == (3, 224, 224) and b.dtype == np.float32
+    assert np.abs(a - b).max() <= images.PREPROCESS_ATOL
+
+
+def test_preprocess_batch_backends_agree(samples):
+    pics = [images.load_image(p) for p in samples.values()]
+    a = images.preprocess_batch(pics, backend="torchvision")
+    b = images.preprocess_batch(list(samples.values()), backend="numpy")  # paths are loaded
+    assert a.shape == (3, 3, 224, 224) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, rtol=0, atol=images.PREPROCESS_ATOL)
+    # normalised with ImageNet statistics: roughly zero-centred
+    assert -1.5 < float(a.mean()) < 1.5
+    small = images.preprocess_batch(pics[:1], backend="numpy", size=112)
+    assert small.shape == (1, 3, 112, 112)
+    with pytest.raises(ValueError, match="unknown backend"):
+        images.preprocess_batch(pics, backend="cv2")
+    with pytest.raises(ImageError, match="no images"):
+        images.preprocess_batch([])
+
+
+def test_top_k():
+    labels = [f"c{i}" for i in range(10)]
+    logits = np.arange(20, dtype=np.float32).reshape(2, 10)
+    out = images.top_k(logits, labels, k=3)
+    assert [lab for lab, _ in out[0]] == ["c9", "c8", "c7"]
+    probs = [p for _, p in out[1]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) < 1
+    single = images.top_k(torch.tensor(logits[0]), labels, k=20)
+    assert len(single) == 1 and len(single[0]) == 10
+    assert abs(sum(p for _, p in single[0]) - 1) < 1e-9
+    with pytest.raises(ValueError, match="labels for"):
+        images.top_k(logits, labels[:5])
+
+
+def test_show_predictions(samples):
+    pics = [images.load_image(p) for p in samples.values()]
+    preds = [[("cat", 0.9), ("dog", 0.05)]] * 3
+    fig = images.show_predictions(pics, preds, title="demo")
+    assert len([ax for ax in fig.axes if ax.images]) == 3
+    with pytest.raises(ValueError, match="prediction lists"):
+        images.show_predictions(pics, preds[:2])
