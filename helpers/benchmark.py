@@ -125,7 +125,11 @@ class BenchmarkResult:
         """Thread settings as a short string, e.g. ``"intra=2, inter=1"``."""
         if not self.threads:
             return ""
-        return ", ".join(f"{k}={v}" for k, v in self.threads.items() if v is not None)
+        return ", ".join(
+            f"{k}={v}"
+            for k, v in self.threads.items()
+            if v is not None and not isinstance(v, bool)  # flags such as set_by_runner
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (no raw latencies): label, statistics, threads, context."""

@@ -32,6 +32,7 @@ explicitly and checked:
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -311,20 +312,23 @@ def export_onnx(
             verbose=verbose,
         )
     else:
-        torch.onnx.export(
-            model,
-            args,
-            str(path),
-            kwargs=kwargs or None,
-            input_names=list(input_names),
-            output_names=list(output_names),
-            opset_version=opset,
-            dynamo=True,
-            external_data=not single_file,
-            dynamic_shapes=shapes,
-            optimize=optimize,
-            verbose=verbose,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.onnx.export(
+                model,
+                args,
+                str(path),
+                kwargs=kwargs or None,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                opset_version=opset,
+                dynamo=True,
+                external_data=not single_file,
+                dynamic_shapes=shapes,
+                optimize=optimize,
+                verbose=verbose,
+            )
+        _reemit(caught)
 
     onnx.checker.check_model(str(path))
     if single_file and data_file.exists():
@@ -337,6 +341,27 @@ def export_onnx(
         )
     _check_dynamic_dims(path, pairs)
     return path
+
+
+_SAME_AXIS = re.compile(
+    r"# The axis name: (?P<a>.+) will not be used, since it shares the same shape constraints "
+    r"with another axis: (?P<b>.+)\.$"
+)
+
+
+def _reemit(caught: list[warnings.WarningMessage]) -> None:
+    """Pass the exporter's warnings on, minus pure noise.
+
+    Dropped: "The axis name: batch will not be used, since it shares the same shape constraints
+    with another axis: batch" — emitted whenever two inputs share a dimension *name* (e.g.
+    ``input_ids`` and ``attention_mask`` both ``{0: "batch", 1: "seq"}``), which is exactly
+    what was asked for. The message is kept when the two names differ.
+    """
+    for w in caught:
+        match = _SAME_AXIS.match(str(w.message))
+        if match and match["a"] == match["b"]:
+            continue
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _check_dynamic_dims(

@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "count_flops",
     "fingerprint",
+    "gemm_probe_details",
     "measure_gemm_peak",
     "measure_memory_bandwidth",
 ]
@@ -224,20 +225,30 @@ def _best_of(fn: Any, seconds: float, min_reps: int = 3, max_reps: int = 1000) -
     return float(best)
 
 
-def _int8_peak_ort(n: int, threads: int, seconds: float) -> float:
-    """u8 x s8 GEMM through ONNX Runtime's MatMulInteger (the kernel quantized models use)."""
+_ORT_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "float16": "FLOAT16", "int8": "INT8"}
+
+
+def _ort_gemm_ns(dtype: str, n: int, threads: int, seconds: float) -> float:
+    """Best time (ns) of an ``n × n`` GEMM in ONNX Runtime (``MatMul``; u8 × s8 ``MatMulInteger``
+    for int8 — the kernel quantized models use)."""
     import numpy as np
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
+    if dtype == "int8":
+        node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
+        a_type, b_type, y_type = TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
+    else:
+        node = helper.make_node("MatMul", ["A", "B"], ["Y"])
+        a_type = b_type = y_type = getattr(TensorProto, _ORT_TYPES[dtype])
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        [node],
         "gemm_probe",
         [
-            helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n]),
-            helper.make_tensor_value_info("B", TensorProto.INT8, [n, n]),
+            helper.make_tensor_value_info("A", a_type, [n, n]),
+            helper.make_tensor_value_info("B", b_type, [n, n]),
         ],
-        [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])],
+        [helper.make_tensor_value_info("Y", y_type, [n, n])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = min(model.ir_version, 10)  # readable by older ONNX Runtime releases
@@ -245,73 +256,87 @@ def _int8_peak_ort(n: int, threads: int, seconds: float) -> float:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(
-        model.SerializeToString(),
-        opts,
-        providers=["CPUExecutionProvider"],
-    )
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    feeds = {
-        "A": rng.integers(0, 255, (n, n), dtype=np.uint8),
-        "B": rng.integers(-127, 127, (n, n), dtype=np.int8),
-    }
-    best_ns = _best_of(lambda: sess.run(None, feeds), seconds)
-    return 2 * n**3 / best_ns  # ops per ns == GOP/s
+    if dtype == "int8":
+        feeds = {
+            "A": rng.integers(0, 255, (n, n), dtype=np.uint8),
+            "B": rng.integers(-127, 127, (n, n), dtype=np.int8),
+        }
+    else:
+        feeds = {
+            "A": rng.standard_normal((n, n)).astype(dtype),
+            "B": rng.standard_normal((n, n)).astype(dtype),
+        }
+    return _best_of(lambda: sess.run(None, feeds), seconds)
+
+
+def _torch_gemm_ns(dtype: str, n: int, threads: int, seconds: float) -> float:
+    """Best time (ns) of an ``n × n`` ``torch.mm`` (``torch._int_mm`` for int8)."""
+    import torch
+
+    with _torch_threads(threads), torch.inference_mode():
+        gen = torch.Generator().manual_seed(0)
+        if dtype == "int8":
+            a = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
+            b = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
+            return _best_of(lambda: torch._int_mm(a, b), seconds)
+        torch_dtype = getattr(torch, dtype)
+        a = torch.randn(n, n, generator=gen).to(torch_dtype)
+        b = torch.randn(n, n, generator=gen).to(torch_dtype)
+        out = torch.empty(n, n, dtype=torch_dtype)
+        return _best_of(lambda: torch.mm(a, b, out=out), seconds)
+
+
+def _probes(dtype: str) -> list[tuple[str, Any]]:
+    backends: list[tuple[str, Any]] = []
+    try:
+        import onnxruntime  # noqa: F401
+
+        if dtype in _ORT_TYPES and dtype != "float16":  # ORT's CPU fp16 MatMul is not a peak
+            backends.append(("onnxruntime", _ort_gemm_ns))
+    except ImportError:
+        pass
+    if dtype != "int8" or not backends:  # torch._int_mm on CPU is far from the int8 peak
+        backends.append(("torch", _torch_gemm_ns))
+    return backends
 
 
 @functools.cache
-def _gemm_peak_cached(dtype: str, threads: int, seconds: float, n: int) -> float:
-    if dtype == "int8":
-        try:
-            return _int8_peak_ort(n, threads, seconds)
-        except ImportError:
-            pass
-    import torch
-
-    torch_dtype = {
-        "float32": torch.float32,
-        "float64": torch.float64,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-        "int8": torch.int8,
-    }[dtype]
-    with _torch_threads(threads), torch.inference_mode():
-        gen = torch.Generator().manual_seed(0)
-        if torch_dtype is torch.int8:
-            a = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
-            b = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
-            best_ns = _best_of(lambda: torch._int_mm(a, b), seconds)
-        else:
-            a = torch.randn(n, n, generator=gen).to(torch_dtype)
-            b = torch.randn(n, n, generator=gen).to(torch_dtype)
-            out = torch.empty(n, n, dtype=torch_dtype)
-            best_ns = _best_of(lambda: torch.mm(a, b, out=out), seconds)
-    return 2 * n**3 / best_ns  # FLOP per ns == GFLOP/s
+def _gemm_probe_cached(
+    dtype: str, threads: int, seconds: float, sizes: tuple[int, ...]
+) -> tuple[float, tuple[tuple[str, int, float], ...]]:
+    probes = _probes(dtype)
+    share = seconds / (len(probes) * len(sizes))
+    details = []
+    for backend, fn in probes:
+        for n in sizes:
+            best_ns = fn(dtype, n, threads, share)
+            details.append((backend, n, 2 * n**3 / best_ns))  # FLOP per ns == GFLOP/s
+    return max(d[2] for d in details), tuple(details)
 
 
-def measure_gemm_peak(
-    dtype: str = "float32", threads: int | None = None, seconds: float = 1.0, *, size: int = 1536
-) -> float:
-    """Measure the matrix-multiply peak of this machine in GFLOP/s (GOP/s for ``"int8"``).
+def gemm_probe_details(
+    dtype: str = "float32",
+    threads: int | None = None,
+    seconds: float = 1.0,
+    *,
+    size: int | None = None,
+) -> Any:
+    """Every measurement behind :func:`measure_gemm_peak` as a DataFrame (backend, size, GFLOP/s).
 
-    Method: two random square ``size × size`` matrices (default 1536: large enough that the
-    multiply is compute-bound — ``2·n³`` FLOPs on ``3·n²`` numbers — small enough to take a
-    few tens of milliseconds) are multiplied repeatedly for about ``seconds`` after one warm-up
-    call. The *best* (fastest) repetition is kept, because on a shared machine interference
-    only ever makes a run slower: the minimum is the closest estimate of what the hardware can
-    do. ``2·n³ / best_time`` is the result.
-
-    - ``dtype``: ``"float32"`` (default), ``"float64"``, ``"bfloat16"``, ``"float16"`` via
-      ``torch.mm``; ``"int8"`` via ONNX Runtime's ``MatMulInteger`` (u8 × s8, the kernel
-      quantized ONNX models run on), or ``torch._int_mm`` if ONNX Runtime is absent.
-    - ``threads``: how many intra-op threads to use (default: torch's current setting); torch's
-      setting is restored afterwards. Compare a model with the peak for the *same* thread count.
-
-    The result is cached in-process per ``(dtype, threads, seconds, size)``, so calling it
-    again is free. This is a practical peak — what a tuned library reaches — not the data-sheet
-    number; real models reach a fraction of it (small or odd-shaped layers, memory traffic,
-    non-GEMM operators).
+    Same arguments and cache as :func:`measure_gemm_peak` (calling one makes the other free).
     """
+    import pandas as pd
+
+    key = _probe_key(dtype, threads, seconds, size)
+    _, details = _gemm_probe_cached(*key)
+    return pd.DataFrame(details, columns=["backend", "size", "gflops"])
+
+
+def _probe_key(
+    dtype: str, threads: int | None, seconds: float, size: int | None
+) -> tuple[str, int, float, tuple[int, ...]]:
     if dtype not in ("float32", "float64", "bfloat16", "float16", "int8"):
         raise ValueError(
             f"measure_gemm_peak: unsupported dtype {dtype!r}; "
@@ -325,7 +350,46 @@ def measure_gemm_peak(
         threads = torch.get_num_threads()
     if threads < 1:
         raise ValueError("measure_gemm_peak: threads must be >= 1")
-    return _gemm_peak_cached(dtype, int(threads), float(seconds), int(size))
+    sizes = _DEFAULT_SIZES if size is None else (int(size),)
+    return dtype, int(threads), float(seconds), sizes
+
+
+#: Matrix sizes the probe tries: both compute-bound (2·n³ FLOPs on 3·n² numbers); the smaller
+#: one finishes in a few ms, so on a busy machine some repetitions run undisturbed.
+_DEFAULT_SIZES = (512, 1024)
+
+
+def measure_gemm_peak(
+    dtype: str = "float32",
+    threads: int | None = None,
+    seconds: float = 1.0,
+    *,
+    size: int | None = None,
+) -> float:
+    """Measure the matrix-multiply peak of this machine in GFLOP/s (GOP/s for ``"int8"``).
+
+    Method: random square ``n × n`` matrices are multiplied repeatedly (after one warm-up call)
+    for square sizes 512 and 1024 (or just ``size``) — compute-bound: ``2·n³`` operations on
+    ``3·n²`` numbers — with two tuned libraries: ONNX Runtime's MLAS (``MatMul``; for int8 the
+    u8 × s8 ``MatMulInteger`` that quantized models run on) and PyTorch's ``torch.mm`` (MKL /
+    oneDNN). Each combination gets an equal share of ``seconds``. For each, the *best*
+    (fastest) repetition counts, because on a shared machine interference only ever makes a
+    run slower: the minimum is the closest estimate of what the hardware can do. The result is
+    the highest ``2·n³ / best_time`` over all combinations (see :func:`gemm_probe_details`).
+
+    - ``dtype``: ``"float32"`` (default), ``"float64"``, ``"bfloat16"``, ``"float16"``,
+      ``"int8"``.
+    - ``threads``: intra-op threads to use (default: torch's current setting; torch's setting is
+      restored afterwards). Compare a model with the peak for the *same* thread count.
+
+    Cached in-process per ``(dtype, threads, seconds, size)``: a second call is free. This is
+    a practical peak — what tuned libraries reach — not the data-sheet number; real models reach
+    a fraction of it (small or odd-shaped layers, memory traffic, non-GEMM operators). On a
+    heavily loaded machine (see ``fingerprint()["load_average"]``) even the best repetition
+    may be slowed down, making the peak too low and "% of limit" figures too high.
+    """
+    key = _probe_key(dtype, threads, seconds, size)
+    return _gemm_probe_cached(*key)[0]
 
 
 @functools.cache

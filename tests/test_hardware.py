@@ -52,6 +52,14 @@ def test_gemm_peak_positive_finite_cached_and_restores_threads() -> None:
     assert hardware.measure_gemm_peak(threads=1, seconds=0.2, size=256) == peak
 
 
+def test_gemm_probe_details_explain_the_peak() -> None:
+    peak = hardware.measure_gemm_peak(threads=1, seconds=0.2, size=256)
+    details = hardware.gemm_probe_details(threads=1, seconds=0.2, size=256)
+    assert list(details.columns) == ["backend", "size", "gflops"]
+    assert set(details["size"]) == {256} and "torch" in set(details["backend"])
+    assert details["gflops"].max() == peak
+
+
 def test_gemm_peak_int8() -> None:
     peak = hardware.measure_gemm_peak("int8", threads=1, seconds=0.2, size=256)
     assert math.isfinite(peak) and peak > 0
