@@ -1,0 +1,345 @@
+"""INT8 post-training quantization of ONNX models with ``onnxruntime.quantization``.
+
+Two recipes, the ones ONNX Runtime documents for CPUs:
+
+- **Static** (:func:`quantize_static_int8`): weights *and* activations become INT8. Activation
+  ranges are measured beforehand by running the fp32 model on a *calibration set* of real,
+  preprocessed inputs. The result is written in **QDQ** format (``QuantizeLinear`` /
+  ``DequantizeLinear`` pairs around each fp32 op), which ONNX Runtime fuses into integer kernels
+  and which other runtimes (OpenVINO, TensorRT) understand too. This is the recipe for CNNs.
+- **Dynamic** (:func:`quantize_dynamic_int8`): only the weights are stored as INT8; activation
+  ranges are computed on the fly for every inference. No calibration set, but also little gain
+  for convolutional networks (the fp32 convolutions stay). Shown for contrast: it is the recipe
+  for transformers and RNNs.
+
+Settings that matter on an x86 CPU (all exposed as keyword arguments):
+
+- ``per_channel=True``: one scale per output channel of every weight; essential for networks
+  with depthwise convolutions (MobileNet, EfficientNet), whose channels span very different ranges.
+- ``reduce_range=True``: 7-bit weights. On AVX2 CPUs *without* VNNI the u8 x s8 multiply uses
+  ``vpmaddubsw``, whose 16-bit intermediate sum can saturate; 7-bit weights avoid that at a small
+  cost in resolution. With AVX512-VNNI / AVX-VNNI it is unnecessary (:func:`needs_reduce_range`).
+- ``preprocess=True``: runs ``quant_pre_process`` first (graph optimisation + symbolic shape
+  inference), which ONNX Runtime recommends so that every tensor has a known shape and
+  Conv+BatchNorm etc. are fused *before* quantization parameters are chosen.
+- ``calibrate_method``: ``"minmax"`` (default), ``"entropy"`` or ``"percentile"``; the latter two
+  clip outliers in activation ranges.
+- ``exclude``: node names kept in fp32, e.g. the first convolution and the classifier
+  (:func:`first_and_last_nodes`), which are often the most sensitive to quantization.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "QuantizationError",
+    "ArrayCalibrationReader",
+    "quantize_static_int8",
+    "quantize_dynamic_int8",
+    "first_and_last_nodes",
+    "quantized_op_summary",
+    "needs_reduce_range",
+    "file_size_mb",
+]
+
+_CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+class QuantizationError(ValueError):
+    """Quantization cannot start: missing model file, empty or malformed calibration set, ..."""
+
+
+def _check_model_file(onnx_in: str | Path) -> Path:
+    path = Path(onnx_in)
+    if not path.is_file():
+        raise QuantizationError(
+            f"ONNX model not found: {path}. Export the fp32 model first "
+            "(helpers.export.export_onnx) and pass the path of the .onnx file."
+        )
+    return path
+
+
+def _input_names(onnx_path: Path) -> list[str]:
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in initializers]
+
+
+class ArrayCalibrationReader:
+    """An ONNX Runtime ``CalibrationDataReader`` over in-memory batches.
+
+    ``batches`` is any iterable of ``{input name: np.ndarray}`` dicts (for an image classifier:
+    preprocessed float32 ``[N, 3, H, W]`` arrays of *real* photos, never random noise, because the
+    activation ranges measured here become the INT8 scales). The batches are materialised once,
+    validated against the model's inputs, and can be replayed with :meth:`rewind`.
+    """
+
+    def __init__(
+        self, batches: Iterable[Mapping[str, np.ndarray]], input_names: Sequence[str] | None = None
+    ) -> None:
+        if isinstance(batches, Mapping):
+            raise QuantizationError(
+                "calibration must be an iterable of {input name: array} dicts, got a single dict; "
+                "wrap it in a list: [batch]"
+            )
+        self._batches: list[dict[str, np.ndarray]] = []
+        for i, batch in enumerate(batches):
+            if not isinstance(batch, Mapping):
+                raise QuantizationError(
+                    f"calibration item {i} is a {type(batch).__name__}, expected a dict "
+                    "{input name: np.ndarray}"
+                )
+            arrays = {str(k): np.ascontiguousarray(v) for k, v in batch.items()}
+            if input_names is not None:
+                missing = set(input_names) - set(arrays)
+                extra = set(arrays) - set(input_names)
+                if missing or extra:
+                    raise QuantizationError(
+                        f"calibration item {i} has inputs {sorted(arrays)}, the model expects "
+                        f"{list(input_names)}"
+                        + (f" (missing {sorted(missing)})" if missing else "")
+                        + (f" (unknown {sorted(extra)})" if extra else "")
+                    )
+            for name, arr in arrays.items():
+                if arr.size == 0:
+                    raise QuantizationError(f"calibration item {i}: input {name!r} is empty")
+                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    raise QuantizationError(
+                        f"calibration item {i}: input {name!r} contains NaN or infinity"
+                    )
+            self._batches.append(arrays)
+        if not self._batches:
+            raise QuantizationError(
+                "the calibration set is empty: static quantization needs a few representative "
+                "inputs (e.g. 50-100 preprocessed real images) to measure activation ranges"
+            )
+        self._iter: Iterator[dict[str, np.ndarray]] = iter(self._batches)
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    @property
+    def num_samples(self) -> int:
+        """Total number of samples (sum of the batch dimension of the first input)."""
+        return sum(int(next(iter(b.values())).shape[0]) for b in self._batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        """Next batch, or ``None`` when exhausted (the protocol ONNX Runtime's calibrator uses)."""
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        """Start again from the first batch."""
+        self._iter = iter(self._batches)
+
+
+def _as_reader(calibration: Any, input_names: Sequence[str]) -> Any:
+    from onnxruntime.quantization import CalibrationDataReader
+
+    if isinstance(calibration, ArrayCalibrationReader):
+        calibration.rewind()
+        return _wrap(calibration)
+    if isinstance(calibration, CalibrationDataReader):
+        return calibration
+    if calibration is None:
+        raise QuantizationError(
+            "static quantization needs a calibration set: an iterable of {input name: array} dicts"
+        )
+    return _wrap(ArrayCalibrationReader(calibration, input_names))
+
+
+def _wrap(reader: ArrayCalibrationReader) -> Any:
+    """Adapt to the ``CalibrationDataReader`` base class (ORT checks ``isinstance``)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return reader.get_next()
+
+        def rewind(self) -> None:
+            reader.rewind()
+
+    return _Reader()
+
+
+def _preprocess(onnx_in: Path, workdir: Path) -> Path:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = workdir / f"{onnx_in.stem}.preprocessed.onnx"
+    quant_pre_process(str(onnx_in), str(out), skip_symbolic_shape=False)
+    return out
+
+
+def quantize_static_int8(
+    onnx_in: str | Path,
+    onnx_out: str | Path,
+    calibration: Iterable[Mapping[str, np.ndarray]] | Any,
+    *,
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    preprocess: bool = True,
+    calibrate_method: str = "minmax",
+    exclude: Sequence[str] = (),
+    activation_type: str = "uint8",
+    symmetric_activations: bool = False,
+    op_types: Sequence[str] | None = None,
+) -> Path:
+    """Static INT8 quantization (QDQ format) calibrated on real inputs; returns ``onnx_out``.
+
+    Args:
+        onnx_in: the fp32 ``.onnx`` file (single file; external data is fine too).
+        onnx_out: where to write the INT8 model (parent folders are created).
+        calibration: an iterable of ``{input name: np.ndarray}`` batches of *real* preprocessed
+            inputs, an :class:`ArrayCalibrationReader`, or any ORT ``CalibrationDataReader``.
+        per_channel: one scale per output channel of each weight (recommended for CNNs).
+        reduce_range: 7-bit weights, avoids u8 x s8 saturation on AVX2 CPUs without VNNI.
+        preprocess: run ``quant_pre_process`` (optimisation + symbolic shape inference) first.
+        calibrate_method: ``"minmax"``, ``"entropy"`` or ``"percentile"``.
+        exclude: names of nodes to keep in fp32 (see :func:`first_and_last_nodes`).
+        activation_type: ``"uint8"`` (u8 x s8, the fast path on x86) or ``"int8"``.
+        symmetric_activations: force zero-point 0 for activations.
+        op_types: restrict quantization to these op types (default: everything ORT can).
+
+    Raises:
+        QuantizationError: missing model file, empty/malformed calibration set, bad option.
+    """
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    src = _check_model_file(onnx_in)
+    if calibrate_method not in _CALIBRATION_METHODS:
+        raise QuantizationError(
+            f"calibrate_method must be one of {_CALIBRATION_METHODS}, got {calibrate_method!r}"
+        )
+    if activation_type not in ("uint8", "int8"):
+        raise QuantizationError(f"activation_type must be 'uint8' or 'int8', got {activation_type!r}")
+    reader = _as_reader(calibration, _input_names(src))
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[calibrate_method]
+    dst = Path(onnx_out)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {"ActivationSymmetric": symmetric_activations}
+    with tempfile.TemporaryDirectory(prefix="quantize-") as tmp:
+        model_in = _preprocess(src, Path(tmp)) if preprocess else src
+        quantize_static(
+            str(model_in),
+            str(dst),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude) or None,
+            op_types_to_quantize=list(op_types) if op_types else None,
+            calibrate_method=method,
+            extra_options=extra,
+        )
+    return dst
+
+
+def quantize_dynamic_int8(
+    onnx_in: str | Path,
+    onnx_out: str | Path,
+    *,
+    per_channel: bool = False,
+    reduce_range: bool = False,
+    op_types: Sequence[str] | None = None,
+) -> Path:
+    """Dynamic INT8 quantization (weights only, activation ranges computed at run time).
+
+    No calibration set is needed. Good for MatMul-heavy models (transformers, RNNs); for CNNs it
+    usually brings little, because ONNX Runtime keeps most convolutions in fp32 -- which is the
+    point of showing it next to :func:`quantize_static_int8`.
+
+    Raises:
+        QuantizationError: the model file does not exist.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src = _check_model_file(onnx_in)
+    dst = Path(onnx_out)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(op_types) if op_types else None,
+    )
+    return dst
+
+
+def first_and_last_nodes(
+    onnx_path: str | Path, op_types: Sequence[str] = ("Conv", "Gemm", "MatMul")
+) -> list[str]:
+    """Names of the first and the last compute node (of ``op_types``) in graph order.
+
+    These layers (the stem convolution that sees raw pixels, and the classifier that produces the
+    logits) are the classic candidates to keep in fp32 when INT8 accuracy suffers. Nodes without
+    a name cannot be excluded and are skipped.
+    """
+    import onnx
+
+    model = onnx.load(str(_check_model_file(onnx_path)), load_external_data=False)
+    nodes = [n for n in model.graph.node if n.op_type in op_types and n.name]
+    if not nodes:
+        return []
+    return list(dict.fromkeys([nodes[0].name, nodes[-1].name]))
+
+
+def quantized_op_summary(onnx_path: str | Path) -> dict[str, int]:
+    """Op-type counts of a model, for showing what quantization inserted (QDQ pairs, integer ops)."""
+    import onnx
+
+    model = onnx.load(str(_check_model_file(onnx_path)), load_external_data=False)
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def needs_reduce_range(cpu_flags: Iterable[str] | None = None) -> bool:
+    """True on x86 CPUs with AVX2 but no VNNI, where ORT recommends ``reduce_range=True``.
+
+    ``cpu_flags`` defaults to the flags in ``/proc/cpuinfo`` (Linux); elsewhere returns False.
+    """
+    if cpu_flags is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        flags: set[str] = set()
+        for line in text.splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    else:
+        flags = {f.lower() for f in cpu_flags}
+    has_vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni", "vnni", "amx_int8"})
+    return "avx2" in flags and not has_vnni
+
+
+def file_size_mb(path: str | Path) -> float:
+    """Size of a model file in MB (including an external ``.data`` file next to it, if any)."""
+    p = Path(path)
+    size = p.stat().st_size
+    data = p.with_name(p.name + ".data")
+    if data.exists():
+        size += data.stat().st_size
+    return size / 1e6
