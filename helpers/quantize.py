@@ -223,7 +223,9 @@ def quantize_static_int8(
             f"calibrate_method must be one of {_CALIBRATION_METHODS}, got {calibrate_method!r}"
         )
     if activation_type not in ("uint8", "int8"):
-        raise QuantizationError(f"activation_type must be 'uint8' or 'int8', got {activation_type!r}")
+        raise QuantizationError(
+            f"activation_type must be 'uint8' or 'int8', got {activation_type!r}"
+        )
     reader = _as_reader(calibration, _input_names(src))
     method = {
         "minmax": CalibrationMethod.MinMax,

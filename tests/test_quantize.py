@@ -34,9 +34,9 @@ def _tiny_cnn(path: Path) -> Path:
         numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b1"),
         # very different ranges per output channel: what per-channel scales are for
         numpy_helper.from_array(
-            (rng.normal(0, 0.2, (16, 8, 3, 3)) * np.logspace(-2, 0, 16)[:, None, None, None]).astype(
-                np.float32
-            ),
+            (
+                rng.normal(0, 0.2, (16, 8, 3, 3)) * np.logspace(-2, 0, 16)[:, None, None, None]
+            ).astype(np.float32),
             "w2",
         ),
         numpy_helper.from_array(rng.normal(0, 0.1, (16,)).astype(np.float32), "b2"),
@@ -44,7 +44,9 @@ def _tiny_cnn(path: Path) -> Path:
         numpy_helper.from_array(np.zeros(CLASSES, np.float32), "b3"),
     ]
     nodes = [
-        helper.make_node("Conv", ["pixels", "w1", "b1"], ["c1"], name="stem_conv", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "Conv", ["pixels", "w1", "b1"], ["c1"], name="stem_conv", pads=[1, 1, 1, 1]
+        ),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
         helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
@@ -108,7 +110,8 @@ def test_static_int8_weights_are_per_channel(static_model: Path) -> None:
     conv_weight_dq = [
         n
         for n in model.graph.node
-        if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+        if n.op_type == "DequantizeLinear"
+        and inits.get(n.input[0]) is not None
         and inits[n.input[0]].ndim == 4
     ]
     assert conv_weight_dq, "no dequantized convolution weights found"
@@ -117,7 +120,9 @@ def test_static_int8_weights_are_per_channel(static_model: Path) -> None:
     assert all(inits[n.input[0]].dtype == np.int8 for n in conv_weight_dq)
 
 
-def test_static_options_reduce_range_exclude_and_no_preprocess(fp32_model: Path, tmp_path: Path) -> None:
+def test_static_options_reduce_range_exclude_and_no_preprocess(
+    fp32_model: Path, tmp_path: Path
+) -> None:
     exclude = first_and_last_nodes(fp32_model)
     assert exclude == ["stem_conv", "classifier"]
     out = quantize_static_int8(
@@ -160,7 +165,9 @@ def test_clear_errors(fp32_model: Path, tmp_path: Path) -> None:
     with pytest.raises(QuantizationError, match="empty"):
         quantize_static_int8(fp32_model, tmp_path / "o.onnx", iter(()))
     with pytest.raises(QuantizationError, match="expects"):
-        quantize_static_int8(fp32_model, tmp_path / "o.onnx", [{"image": np.zeros((1, 3, SIZE, SIZE), np.float32)}])
+        quantize_static_int8(
+            fp32_model, tmp_path / "o.onnx", [{"image": np.zeros((1, 3, SIZE, SIZE), np.float32)}]
+        )
     with pytest.raises(QuantizationError, match="single dict"):
         quantize_static_int8(fp32_model, tmp_path / "o.onnx", _batches()[0])
     with pytest.raises(QuantizationError, match="NaN"):
