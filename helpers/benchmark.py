@@ -344,7 +344,8 @@ def compare(
     """Benchmark several runners on the same inputs and tabulate them against a baseline.
 
     ``runners`` is a sequence of Runners (labelled by their ``name``) or a mapping
-    ``label -> Runner | callable``. Each is measured with :func:`benchmark` (extra keyword
+    ``label -> Runner | callable`` (a callable is called as ``fn(inputs)``, or ``fn()`` when
+    ``inputs`` is ``None``). Each is measured with :func:`benchmark` (extra keyword
     arguments such as ``runs`` or ``warmup`` are passed on), one after the other.
 
     Columns: ``runner, batch, threads, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, throughput,

@@ -78,6 +78,11 @@ def _is_dynamic(spec: Any) -> bool:
     return False
 
 
+def _is_auto(spec: Any) -> bool:
+    """``Dim.AUTO``: "let torch.export decide" — a size-1 example is then allowed (it specialises)."""
+    return type(spec).__name__ == "_DimHint" and getattr(spec.type, "name", "") == "AUTO"
+
+
 def _axis_name(spec: Any, input_name: str, axis: int) -> str:
     if isinstance(spec, str):
         return spec
@@ -187,7 +192,15 @@ def _check_examples(pairs: list[_Pair]) -> None:
                     f"example has only {tensor.dim()} dimensions (shape {tuple(tensor.shape)})"
                 )
             size = tensor.shape[axis]
-            if size < 2:
+            if size < 2 and _is_auto(spec):
+                warnings.warn(
+                    f"input {label} axis {axis} is Dim.AUTO with example size {size}: "
+                    f"torch.export will specialise it to the constant {size}. Use an example of "
+                    "size >= 2 if this axis should stay dynamic.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            elif size < 2:
                 raise DynamicShapeError(
                     f"input {label} axis {axis} is declared dynamic "
                     f"({_axis_name(spec, str(label), axis)!r}) but the example has size {size} "

@@ -165,3 +165,19 @@ def test_legacy_exporter_warns(tiny: TinyConvNet, tmp_path: Path) -> None:
             legacy=True,
         )
     assert onnx_summary(path).loc[0, "shape"] == ("batch", 3, 8, 8)
+
+
+def test_dynamic_shapes_keyed_by_onnx_input_names_and_auto_warning() -> None:
+    from helpers.export import _check_examples, _normalise_dynamic_shapes
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2))  # forward(input): name differs from ONNX
+    example = (torch.randn(2, 4),)
+    shapes, pairs = _normalise_dynamic_shapes(model, example, {}, {"x": {0: "batch"}}, ["x"])
+    assert shapes == ({0: "batch"},)
+    assert [(p[0], p[1], p[3]) for p in pairs] == [("'x'", "x", {0: "batch"})]
+    _check_examples(pairs)  # batch 2: fine
+    _, pairs = _normalise_dynamic_shapes(
+        model, (torch.randn(1, 4),), {}, {"input": {0: torch.export.Dim.AUTO}}, ["x"]
+    )
+    with pytest.warns(UserWarning, match="Dim.AUTO"):
+        _check_examples(pairs)  # AUTO lets torch decide: a warning, not an error
