@@ -736,7 +736,8 @@ def hf_generate(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Greedy ``model.generate`` on numpy inputs; returns (new tokens ``[batch, n]``, step logits).
 
-    ``stop_on_eos=False`` forces exactly ``max_new_tokens`` (for fair timing). transformers
+    ``stop_on_eos=False`` forces exactly ``max_new_tokens`` (for fair timing: the same work as
+    the ONNX loop with ``stop_on_eos=False``). transformers
     derives position ids from the attention mask (``cumsum(mask) - 1``), the rule the ONNX loop
     copies, so left-padded rows get the same positions in both.
     """
@@ -757,11 +758,12 @@ def hf_generate(
         pad_token_id = pad_token_id[0]
     gen_cfg = GenerationConfig(
         max_new_tokens=max_new_tokens,
-        min_new_tokens=max_new_tokens if not stop_on_eos else 0,
         do_sample=False,
         use_cache=use_cache,
         pad_token_id=pad_token_id,
-        eos_token_id=cfg.eos_token_id,
+        # An empty list (not None, which falls back to the model's EOS) disables stopping without
+        # adding the min-length logits processors that min_new_tokens would run every step.
+        eos_token_id=cfg.eos_token_id if stop_on_eos else [],
         bos_token_id=getattr(cfg, "bos_token_id", None),
         output_logits=return_logits,
         return_dict_in_generate=True,
