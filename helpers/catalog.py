@@ -833,12 +833,12 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
                         module.momentum = None  # cumulative average
                 model.train()
                 with torch.no_grad():
-                    model(torch.randn(8, 3, 224, 224))
+                    model(torch.randn(4, 3, 160, 160))
                 model.eval()
             torch.save(model.state_dict(), tmp / "mobilenet_v3_small-random.pth")
 
         folder, note = _cached_build(
-            "tiny-mobilenet-v3-small-v2", build_image, what="tiny image model"
+            "tiny-mobilenet-v3-small-v3", build_image, what="tiny image model"
         )
         path = folder / "mobilenet_v3_small-random.pth"
         model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=1000)

@@ -1,0 +1,360 @@
+"""helpers.catalog: real offline models give sensible answers; canonical paths work from a local
+cache (no network needed); fallbacks are explained; the cache rebuilds corrupt entries."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import socket
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import catalog, images
+from helpers.catalog import CatalogError
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch, tmp_path_factory):
+    """Never touch the network, and never pick up a real torch hub / HF cache by accident."""
+    monkeypatch.setenv("INFERENCE_SUITE_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home_empty")))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_cache_empty")))
+    monkeypatch.delenv("INFERENCE_SUITE_CANONICAL_DIR", raising=False)
+    catalog._PROBES.clear()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return {k: images.load_image(p) for k, p in images.sample_images().items()}
+
+
+def _classify(lm, pics):
+    batch = torch.stack([lm.preprocess(p) for p in pics])
+    with torch.inference_mode():
+        logits = lm.model(batch)
+    return images.top_k(logits, lm.labels, k=3)
+
+
+# ------------------------------------------------------------------------------------------
+# Names and the table
+# ------------------------------------------------------------------------------------------
+def test_bad_names_list_the_choices():
+    with pytest.raises(CatalogError, match="unknown task 'translation'.*image-classification"):
+        catalog.load("translation")
+    with pytest.raises(CatalogError, match="unknown source 'cloud'.*canonical, offline, tiny"):
+        catalog.load("image-classification", "cloud")
+    with pytest.raises(CatalogError, match="unknown variant 'huge'.*large, small"):
+        catalog.load("question-answering", variant="huge")
+    with pytest.raises(CatalogError, match="unknown variant 'small'.*default"):
+        catalog.load("text-generation", "tiny", variant="small")
+
+
+def test_choices_table():
+    table = catalog.choices()
+    assert {"task", "source", "name", "pretrained", "needs_network"} <= set(table.columns)
+    assert set(table["task"]) == set(catalog.TASKS)
+    assert set(table["source"]) == {"canonical", "offline", "tiny"}
+    qa = table[(table.task == "question-answering") & (table.source == "offline")].iloc[0]
+    assert not qa.meaningful_outputs and qa.pretrained
+
+
+def test_explicit_canonical_offline_is_a_clear_error():
+    with pytest.raises(CatalogError, match="canonical model .* not available.*offline mode"):
+        catalog.load("text-generation", "canonical", show_banner=False)
+
+
+# ------------------------------------------------------------------------------------------
+# Image classification
+# ------------------------------------------------------------------------------------------
+def test_efficientnet_lite0_recognises_cat_and_coffee(photos, capsys):
+    lm = catalog.load("image-classification")  # auto: no canonical offline -> EfficientNet
+    shown = capsys.readouterr().out
+    assert "EfficientNet-Lite0" in shown and "auto → offline" in shown and "canonical" in shown
+    assert lm.source == "offline" and lm.pretrained and lm.meaningful_outputs
+    assert lm.input_size == 224 and len(lm.labels) == 1000 and not lm.model.training
+    cat, coffee = _classify(lm, [photos["chelsea"], photos["coffee"]])
+    assert {"Egyptian cat", "tabby", "tiger cat"} & {lab for lab, _ in cat}, cat
+    assert {"espresso", "cup", "coffee mug"} & {lab for lab, _ in coffee}, coffee
+
+
+def test_tiny_image_model_is_cached_and_deterministic(photos):
+    a = catalog.load("image-classification", "tiny", show_banner=False)
+    b = catalog.load("image-classification", "tiny", show_banner=False)
+    assert a.source == "tiny" and not a.pretrained and not a.meaningful_outputs
+    assert a.path == b.path and a.path.is_file()
+    x = torch.stack([a.preprocess(p) for p in photos.values()])
+    with torch.inference_mode():
+        ya, yb = a.model(x), b.model(x)
+    assert ya.shape == (3, 1000) and torch.equal(ya, yb)
+    assert len(set(ya.argmax(1).tolist())) > 1, "outputs should depend on the input"
+    top2 = ya.topk(2, dim=1).values
+    assert float((top2[:, 0] - top2[:, 1]).min()) > 1e-4, "top-1 must not be a rounding tie"
+
+
+def _fake_resnet50_checkpoint(folder):
+    import torchvision
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(1)
+    model = torchvision.models.resnet50(weights=None)
+    path = folder / "resnet50-11ad3fa6.pth"
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+def test_canonical_resnet50_from_torch_hub_cache(tmp_path, monkeypatch, photos):
+    path, reference = _fake_resnet50_checkpoint(tmp_path / "hub" / "checkpoints")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    lm = catalog.load("image-classification", show_banner=False)
+    assert lm.source == "canonical" and lm.name == "torchvision resnet50 IMAGENET1K_V2"
+    assert "torch hub cache" in lm.reason and lm.path == path
+    assert torch.equal(lm.model.fc.weight, reference.fc.weight)  # loaded through the weights API
+    assert lm.preprocess.resize_size == [232]  # the weights' own transforms
+
+    # A corrupt checkpoint is never half-used: explicit -> clear error; auto -> explained fallback.
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CatalogError, match="could not be loaded.*delete it"):
+        catalog.load("image-classification", "canonical", show_banner=False)
+    lm = catalog.load("image-classification", show_banner=False)
+    assert lm.source == "offline" and "canonical" in lm.reason and "failed to load" in lm.reason
+
+
+def test_canonical_dir_override_for_resnet50(tmp_path, monkeypatch):
+    _fake_resnet50_checkpoint(tmp_path)
+    monkeypatch.setenv("INFERENCE_SUITE_CANONICAL_DIR", str(tmp_path))
+    lm = catalog.load("image-classification", "canonical", show_banner=False)
+    assert lm.source == "canonical" and "INFERENCE_SUITE_CANONICAL_DIR" in lm.reason
+
+
+# ------------------------------------------------------------------------------------------
+# Canonical transformers models from a local folder or a (fake) Hugging Face cache
+# ------------------------------------------------------------------------------------------
+def test_canonical_gpt2_and_small_qa_from_local_folder(tmp_path, monkeypatch):
+    tiny_gpt2 = catalog.load("text-generation", "tiny", show_banner=False)
+    shutil.copytree(tiny_gpt2.path, tmp_path / "openai-community--gpt2")
+    tiny_qa = catalog.load("question-answering", "tiny", show_banner=False)
+    shutil.copytree(tiny_qa.path, tmp_path / "distilbert-base-cased-distilled-squad")
+    monkeypatch.setenv("INFERENCE_SUITE_CANONICAL_DIR", str(tmp_path))
+
+    gen = catalog.load("text-generation", show_banner=False)
+    assert gen.source == "canonical" and gen.name == "openai-community/gpt2" and gen.pretrained
+    assert gen.path == tmp_path / "openai-community--gpt2"
+    assert gen.tokenizer("Hello world")["input_ids"] == [15496, 995]
+
+    qa = catalog.load("question-answering", variant="small", show_banner=False)
+    assert qa.source == "canonical" and qa.name.endswith("distilbert-base-cased-distilled-squad")
+    # the large variant is not in the folder: auto explains and falls back
+    large = catalog.load("question-answering", show_banner=False)
+    assert large.source == "offline" and "bert-large-uncased" in large.reason
+
+
+def test_canonical_from_fake_hf_cache(tmp_path, monkeypatch):
+    tiny = catalog.load("sentence-embedding", "tiny", show_banner=False)
+    repo = tmp_path / "models--sentence-transformers--all-MiniLM-L6-v2"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny.path, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    lm = catalog.load("sentence-embedding", show_banner=False)
+    assert lm.source == "canonical" and "Hugging Face cache" in lm.reason
+    assert lm.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert lm.model.config.hidden_size == 64  # really the folder we planted
+
+
+def test_probe_url_local_server_and_closed_port(monkeypatch):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ok, detail = catalog.probe_url(f"http://127.0.0.1:{server.server_port}/x", timeout=2)
+        assert ok and detail == "HTTP 200"
+    finally:
+        server.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    ok, detail = catalog.probe_url(f"http://127.0.0.1:{closed}/x", timeout=2)
+    assert not ok and "refused" in detail.lower()
+    assert not catalog.network_allowed()  # INFERENCE_SUITE_OFFLINE=1 from the fixture
+    monkeypatch.delenv("INFERENCE_SUITE_OFFLINE")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not catalog.network_allowed()
+
+
+# ------------------------------------------------------------------------------------------
+# The cache
+# ------------------------------------------------------------------------------------------
+def test_cache_detects_and_rebuilds_corrupt_entries(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    first = catalog.load("image-classification", "tiny", show_banner=False)
+    folder = first.path.parent
+    assert (folder / ".manifest.json").is_file()
+    assert "built once" in " ".join(first.notes)
+    assert "cached at" in " ".join(
+        catalog.load("image-classification", "tiny", show_banner=False).notes
+    )
+    reference = first.model.classifier[-1].weight.clone()
+
+    # truncated file -> size mismatch
+    data = first.path.read_bytes()
+    first.path.write_bytes(data[: len(data) // 2])
+    assert not catalog._verify(folder)[0]
+    again = catalog.load("image-classification", "tiny", show_banner=False)
+    assert "rebuilt" in " ".join(again.notes) and "truncated" in " ".join(again.notes)
+    assert torch.equal(again.model.classifier[-1].weight, reference)  # seeded: same weights
+
+
+def test_cached_build_is_atomic_and_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        (folder / "weights.bin").write_bytes(bytes(range(256)) * 4)
+
+    folder, note = catalog._cached_build("demo", build, what="demo")
+    assert "built once" in note and catalog._verify(folder)[0]
+    assert catalog._cached_build("demo", build, what="demo")[0] == folder and len(calls) == 1
+
+    # same size, different bytes -> checksum mismatch -> rebuilt
+    data = bytearray((folder / "weights.bin").read_bytes())
+    data[-10] ^= 0xFF
+    (folder / "weights.bin").write_bytes(bytes(data))
+    assert "checksum" in catalog._verify(folder)[1]
+    _, note = catalog._cached_build("demo", build, what="demo")
+    assert "rebuilt" in note and "checksum" in note and len(calls) == 2
+    # interrupted build (no manifest) -> incomplete -> rebuilt
+    (folder / ".manifest.json").unlink()
+    assert "incomplete" in catalog._verify(folder)[1]
+    catalog._cached_build("demo", build, what="demo")
+    assert catalog._verify(folder)[0] and len(calls) == 3
+
+    # a failing build leaves nothing behind, and the error propagates
+    def broken(folder):
+        (folder / "half.bin").write_bytes(b"x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        catalog._cached_build("broken", broken, what="broken")
+    assert not (tmp_path / "catalog" / "broken").exists()
+    assert not [p for p in (tmp_path / "catalog").iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------------------------
+# Text: QA stand-in, embeddings, tokenizers, tiny models
+# ------------------------------------------------------------------------------------------
+def test_offline_qa_standin_is_honest_and_quiet(capfd):
+    lm = catalog.load("question-answering", show_banner=False)
+    out, err = capfd.readouterr()
+    assert "LOAD REPORT" not in out + err and "newly initialized" not in (out + err).lower()
+    assert lm.source == "offline" and lm.pretrained and not lm.meaningful_outputs
+    assert "stand-in" in lm.reason and "qa_outputs" in " ".join(lm.notes)
+    again = catalog.load("question-answering", "offline", show_banner=False)
+    assert torch.equal(lm.model.qa_outputs.weight, again.model.qa_outputs.weight)  # seeded
+    enc = lm.tokenizer("Who wrote it?", "Alice wrote the book.", return_tensors="pt")
+    with torch.inference_mode():
+        out = lm.model(**enc)
+    assert out.start_logits.shape == enc["input_ids"].shape
+    lm.banner()
+    assert "NOT meaningful" in capfd.readouterr().out
+
+
+def test_minilm_ranks_paraphrase_above_unrelated():
+    lm = catalog.load("sentence-embedding", show_banner=False)
+    assert lm.source == "offline" and lm.meaningful_outputs
+    emb = catalog.sentence_embeddings(
+        lm,
+        [
+            "A man is playing a guitar.",
+            "Someone is playing an instrument.",
+            "Stock prices fell sharply today.",
+        ],
+    )
+    assert emb.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    sim = emb @ emb.T
+    assert sim[0, 1] > sim[0, 2] + 0.3
+
+
+def test_gpt2_tokenizer_exact():
+    tok = catalog.gpt2_tokenizer()
+    assert len(tok) == 50257
+    assert tok("Hello world")["input_ids"] == [15496, 995]
+    text = "Inference at 3× speed — naïve café 🚀!"
+    assert tok.decode(tok(text)["input_ids"]) == text
+
+
+def test_wordpiece_tokenizer():
+    tok = catalog.wordpiece_tokenizer()
+    assert tok.vocab_size == 30522
+    assert tok("Hello world")["input_ids"] == [101, 7592, 2088, 102]
+
+
+def test_tiny_text_models():
+    gpt2 = catalog.load("text-generation", "tiny", show_banner=False)
+    assert gpt2.model.config.n_layer == 2 and gpt2.model.config.n_embd == 64
+    assert gpt2.tokenizer("Hello world")["input_ids"] == [15496, 995]
+    ids = gpt2.tokenizer("Hello world", return_tensors="pt")
+    with torch.inference_mode():
+        assert gpt2.model(**ids).logits.shape == (1, 2, 50257)
+    qa = catalog.load("question-answering", "tiny", show_banner=False)
+    assert qa.model.config.num_hidden_layers == 2 and qa.model.config.hidden_size == 64
+    assert qa.tokenizer.vocab_size == 30522
+    enc = qa.tokenizer("Who?", "Alice met Bob.", return_tensors="pt")
+    with torch.inference_mode():
+        out = qa.model(**enc)
+    assert out.end_logits.shape == enc["input_ids"].shape
+
+
+# ------------------------------------------------------------------------------------------
+# SmolLM2 (one-time GGUF conversion, ~30 s-2 min; cached afterwards)
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def smollm2():
+    return catalog.load("text-generation", "offline", show_banner=False)
+
+
+@pytest.mark.slow
+def test_smollm2_greedy_matches_generate(smollm2):
+    from helpers import generation
+
+    lm = smollm2
+    assert lm.source == "offline" and lm.pretrained and lm.model.config.model_type == "llama"
+    assert (lm.path / ".manifest.json").is_file()
+    enc = generation.encode_prompts(lm.tokenizer, "The capital of France is")
+    ref, _ = generation.hf_generate(
+        lm.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=8
+    )
+    loop = generation.Generator(
+        generation.torch_step(lm.model),
+        generation.CacheLayout.from_config(lm.model.config),
+        eos_token_id=lm.model.config.eos_token_id,
+    )
+    ours = loop.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=8)
+    np.testing.assert_array_equal(ours.new_tokens, ref)
+    text = lm.tokenizer.decode(ref[0])
+    assert "Paris" in text, text
+
+
+@pytest.mark.slow
+def test_smollm2_reload_is_fast(smollm2):
+    import time
+
+    start = time.perf_counter()
+    again = catalog.load("text-generation", "offline", show_banner=False)
+    assert time.perf_counter() - start < 15  # no re-conversion (generous: shared, loaded machine)
+    assert "cached at" in " ".join(again.notes)
