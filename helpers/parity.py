@@ -320,9 +320,10 @@ def assert_parity(
                 detail += f"; max rel diff {row.get('max_rel_diff', float('nan')):.3g}"
             else:
                 threshold = (thresholds or {}).get(column)
-                need = "True" if threshold is None else f">= {threshold}"
                 if isinstance(row[column], (bool, np.bool_)):
                     need = "True"
+                else:
+                    need = f">= {1.0 if threshold is None else threshold}"
                 detail = f"{column}={row[column]!r} (needs {need})"
             parts.append(detail)
         note = row.get("note")
