@@ -79,7 +79,7 @@ def _is_dynamic(spec: Any) -> bool:
 
 
 def _is_auto(spec: Any) -> bool:
-    """``Dim.AUTO``: "let torch.export decide" — a size-1 example is then allowed (it specialises)."""
+    """``Dim.AUTO`` means "let torch.export decide": a size-1 example then just specialises."""
     return type(spec).__name__ == "_DimHint" and getattr(spec.type, "name", "") == "AUTO"
 
 

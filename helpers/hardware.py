@@ -157,11 +157,12 @@ def fingerprint() -> dict[str, Any]:
     """Describe this machine and the software stack, for attaching to every measurement.
 
     Keys: ``cpu_model``, ``cores_logical``, ``cores_physical``, ``cpu_flags`` (the subset of
-    avx2 / fma / avx512f / avx512_vnni / avx512_bf16 / avx_vnni / amx_tile present), ``machine``, ``os``,
-    ``python``, ``onnxruntime_dist`` (which ONNX Runtime *package* is installed — they all
-    install the same ``onnxruntime`` module), ``packages`` (name → version), ``gpu`` (CUDA
-    device names or ``None``), ``memory_gib`` (total / available), ``load_average`` (1, 5 and 15
-    minutes), ``torch_threads``, ``omp_num_threads`` and ``timestamp`` (UTC, ISO 8601).
+    avx2 / fma / avx512f / avx512_vnni / avx512_bf16 / avx_vnni / amx_tile present),
+    ``machine``, ``os``, ``python``, ``onnxruntime_dist`` (which ONNX Runtime *package* is
+    installed — they all install the same ``onnxruntime`` module), ``packages`` (name →
+    version), ``gpu`` (CUDA device names or ``None``), ``memory_gib`` (total / available),
+    ``load_average`` (1, 5 and 15 minutes), ``load_high``, ``torch_threads``,
+    ``omp_num_threads`` and ``timestamp`` (UTC, ISO 8601).
 
     **Load average** is the number of runnable processes averaged over the last 1/5/15 minutes.
     On a machine with ``N`` cores, a 1-minute load near or above ``N`` means other work
