@@ -39,6 +39,7 @@ import importlib.metadata as metadata
 import importlib.util
 import os
 import shutil
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -963,6 +964,7 @@ class _OpenVinoRunner(Runner):
         self.core = core
         self.compiled = compiled
         self.request = compiled.create_infer_request()
+        self._lock = threading.Lock()  # one InferRequest: serialise calls from several threads
         self.name = name or f"OpenVINO {device}"
         self.device_requested = device
         self.hint = hint
@@ -1002,7 +1004,8 @@ class _OpenVinoRunner(Runner):
 
     def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {i: inputs[spec.name] for i, spec in enumerate(self.inputs)}
-        result = self.request.infer(feed, share_outputs=False)
+        with self._lock:
+            result = self.request.infer(feed, share_outputs=False)
         return {name: np.asarray(result[i]) for i, name in enumerate(self.output_names)}
 
     def _property(self, key: str) -> Any:

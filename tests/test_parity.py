@@ -173,3 +173,22 @@ def test_assert_parity_failure_is_readable(mlp, feed) -> None:
     assert_parity(table, columns=("top1",), thresholds={"top1": 0.0})  # thresholds for numbers
     with pytest.raises(KeyError, match="no column"):
         assert_parity(table, columns=("nope",))
+
+
+def test_int8_model_gets_int8_tolerances(mlp, feed, onnx_path, tmp_path) -> None:
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    int8_path = tmp_path / "mlp.int8.onnx"
+    quantization.quantize_dynamic(str(onnx_path), str(int8_path))
+    runner = ort_runner(int8_path, intra_op_threads=1, name="ORT int8")
+    assert runner.precision == "int8"  # found from the quantisation ops in the graph
+    table = parity_table(
+        torch_runner(mlp, SPECS, ["logits"]),
+        [runner],
+        feed,
+        task_checks={"top1": lambda r, c: top1_agreement(r["logits"], c["logits"])},
+    )
+    row = table.iloc[0]
+    assert row["precision"] == "int8"
+    assert (row["rtol"], row["atol"]) == default_tolerances("int8", "onnxruntime")
+    assert row["max_abs_diff"] > 1e-5  # quantisation really changed the numbers
+    assert_parity(table, columns=("allclose",))

@@ -303,9 +303,11 @@ def test_openvino_runner_from_onnx_dynamic_batch(onnx_path, batch, expected) -> 
     assert info["precision"] == "float32" and runner.name == "OpenVINO CPU"
 
 
-def test_openvino_default_precision_is_reported(onnx_path, batch, expected) -> None:
+def test_openvino_default_precision_is_reported(onnx_path, batch, expected, tmp_path) -> None:
     pytest.importorskip("openvino")
-    runner = runners.openvino_runner(onnx_path, hint="throughput", threads=1)
+    cache = tmp_path / "ov_cache"
+    runner = runners.openvino_runner(onnx_path, hint="throughput", threads=1, cache_dir=cache)
+    assert any(cache.iterdir())  # the compiled blob is cached for the next start
     # bf16 on CPUs with native bf16 (OpenVINO's default there), else fp32: never hidden.
     assert runner.precision in ("float32", "bfloat16")
     assert (runner.precision == "bfloat16") == ("bf16" in runner.name)
