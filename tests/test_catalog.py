@@ -114,7 +114,7 @@ def test_canonical_resnet50_from_torch_hub_cache(tmp_path, monkeypatch, photos):
     assert lm.source == "canonical" and lm.name == "torchvision resnet50 IMAGENET1K_V2"
     assert "torch hub cache" in lm.reason and lm.path == path
     assert torch.equal(lm.model.fc.weight, reference.fc.weight)  # loaded through the weights API
-    assert lm.preprocess.resize_size == [232]  # the weights' own transforms
+    assert lm.preprocess.resize_size == [232] and lm.resize == 232  # the weights' own transforms
 
     # A corrupt checkpoint is never half-used: explicit -> clear error; auto -> explained fallback.
     path.write_bytes(path.read_bytes()[:1000])
@@ -166,6 +166,16 @@ def test_canonical_from_fake_hf_cache(tmp_path, monkeypatch):
     assert lm.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert lm.model.config.hidden_size == 64  # really the folder we planted
 
+    # a cache filled under the legacy id ("gpt2") counts too
+    tiny_gpt2 = catalog.load("text-generation", "tiny", show_banner=False)
+    legacy = tmp_path / "models--gpt2"
+    shutil.copytree(tiny_gpt2.path, legacy / "snapshots" / commit)
+    (legacy / "refs").mkdir()
+    (legacy / "refs" / "main").write_text(commit)
+    gen = catalog.load("text-generation", show_banner=False)
+    assert gen.source == "canonical" and "as gpt2" in gen.reason
+    assert gen.name == "openai-community/gpt2" and gen.path.parent.parent == legacy
+
 
 def test_probe_url_local_server_and_closed_port(monkeypatch):
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -182,6 +192,15 @@ def test_probe_url_local_server_and_closed_port(monkeypatch):
     try:
         ok, detail = catalog.probe_url(f"http://127.0.0.1:{server.server_port}/x", timeout=2)
         assert ok and detail == "HTTP 200"
+        # with the network allowed, a reachable hub makes the canonical model "downloadable"
+        monkeypatch.delenv("INFERENCE_SUITE_OFFLINE")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        ok, how = catalog._canonical_availability("text-generation", "default")
+        assert ok and "downloading from 127.0.0.1" in how
+        monkeypatch.setenv("INFERENCE_SUITE_OFFLINE", "1")
+        ok, how = catalog._canonical_availability("text-generation", "default")
+        assert not ok and "offline mode" in how
     finally:
         server.shutdown()
     with socket.socket() as s:
