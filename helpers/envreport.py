@@ -26,10 +26,11 @@ PACKAGES = (
     "torch", "torchvision", "transformers", "tokenizers", "onnx", "onnxscript", "openvino", "numpy",
     "jupyterlab", "papermill", "nbval",
 )
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "f16c")
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "f16c")
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """Installed version of a distribution, or None."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -38,7 +39,7 @@ def _version(dist: str) -> str | None:
 
 def ort_distributions() -> dict[str, str]:
     """Every installed ONNX Runtime distribution and its version (more than one is a broken env)."""
-    found = {name: _version(name) for name in ORT_DISTRIBUTIONS}
+    found = {name: package_version(name) for name in ORT_DISTRIBUTIONS}
     return {name: version for name, version in found.items() if version}
 
 
@@ -65,7 +66,7 @@ def environment_name() -> str:
 def package_versions() -> dict[str, str | None]:
     """Versions of the packages the suite teaches with (None when absent)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    versions.update({name: _version(name) for name in PACKAGES})
+    versions.update({name: package_version(name) for name in PACKAGES})
     versions["onnxruntime"] = ort_distribution()
     return versions
 
@@ -74,13 +75,14 @@ def package_versions() -> dict[str, str | None]:
 def cpu_info() -> dict[str, Any]:
     """CPU model, logical/physical cores and the SIMD flags that matter for inference kernels."""
     model, flags = platform.processor() or "unknown", set()
+    # "Features" is the ARM spelling of "flags"
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
                 key, _, value = line.partition(":")
                 if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
                     model = value.strip()
-                elif key.strip() == "flags" and not flags:
+                elif key.strip() in ("flags", "Features") and not flags:
                     flags = set(value.split())
     except OSError:
         pass
@@ -95,6 +97,7 @@ def cpu_info() -> dict[str, Any]:
         "logical_cores": os.cpu_count(),
         "physical_cores": physical,
         "flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "all_flags": sorted(flags),
         "machine": platform.machine(),
     }
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import math
 import os
 import platform
@@ -28,6 +27,8 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from helpers import envreport
 
 __all__ = [
     "count_flops",
@@ -69,33 +70,6 @@ _PACKAGES = (
 # ----------------------------------------------------------------------------------------------
 
 
-def _read_cpuinfo() -> dict[str, Any]:
-    """CPU model name and flags from /proc/cpuinfo (Linux); best effort elsewhere."""
-    model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": model, "flags": flags}
-
-
-def _physical_cores() -> int | None:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False)
-    except Exception:  # psutil missing or unsupported platform
-        return None
-
-
 def _memory_gib() -> dict[str, float | None]:
     try:
         import psutil
@@ -106,30 +80,14 @@ def _memory_gib() -> dict[str, float | None]:
         return {"total": None, "available": None}
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _ort_distribution() -> str | None:
-    """Which ONNX Runtime *distribution* is installed (they all install the same module)."""
-    for dist in ("onnxruntime-openvino", "onnxruntime-gpu", "onnxruntime"):
-        version = _version(dist)
-        if version:
-            return f"{dist} {version}"
-    return None
-
-
 @functools.cache
 def _static_fingerprint() -> dict[str, Any]:
     """The parts of the fingerprint that do not change while the process runs."""
-    cpu = _read_cpuinfo()
-    flags = cpu["flags"]
-    packages = {name: v for name in _PACKAGES if (v := _version(name)) is not None}
+    cpu = envreport.cpu_info()
+    flags = set(cpu["all_flags"])
+    packages = {name: v for name in _PACKAGES if (v := envreport.package_version(name)) is not None}
     gpu: str | None = None
-    if "torch" in sys.modules or _version("torch"):
+    if "torch" in sys.modules or envreport.package_version("torch"):
         try:
             import torch
 
@@ -141,13 +99,13 @@ def _static_fingerprint() -> dict[str, Any]:
             gpu = None
     return {
         "cpu_model": cpu["model"],
-        "cores_logical": os.cpu_count(),
-        "cores_physical": _physical_cores(),
+        "cores_logical": cpu["logical_cores"],
+        "cores_physical": cpu["physical_cores"],
         "cpu_flags": sorted(name for name, flag in _INTERESTING_FLAGS.items() if flag in flags),
         "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "onnxruntime_dist": _ort_distribution(),
+        "onnxruntime_dist": envreport.ort_distribution(),
         "packages": packages,
         "gpu": gpu,
     }
