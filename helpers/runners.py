@@ -655,10 +655,20 @@ def ort_providers_for(target: str) -> list[str]:
 
 
 def _ort_distribution() -> str:
+    """The package behind ``import onnxruntime`` (the one whose version matches), e.g.
+    ``"onnxruntime-openvino 1.24.1"``."""
+    found: dict[str, str] = {}
     for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"):
         with contextlib.suppress(metadata.PackageNotFoundError):
-            return f"{dist} {metadata.version(dist)}"
-    return "unknown"
+            found[dist] = metadata.version(dist)
+    try:
+        import onnxruntime as ort
+
+        matching = [d for d, v in found.items() if v == ort.__version__]
+    except ImportError:
+        matching = []
+    chosen = matching or list(found)
+    return ", ".join(f"{d} {found[d]}" for d in chosen) or "unknown"
 
 
 def _onnx_precision(path: Path) -> str:
