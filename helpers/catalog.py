@@ -912,7 +912,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        folder, note = _cached_build("tiny-gpt2-v1", build_gpt2, what="tiny GPT-2")
+        folder, note = _cached_build("tiny-gpt2-v2", build_gpt2, what="tiny GPT-2")
         with _quiet_transformers():
             model = GPT2LMHeadModel.from_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
