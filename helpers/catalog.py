@@ -900,7 +900,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
             tokenizer = AutoTokenizer.from_pretrained(tok_dir)
             config = GPT2Config(
                 vocab_size=len(tokenizer),
-                n_positions=256,
+                n_positions=1024,
                 n_embd=64,
                 n_layer=2,
                 n_head=2,
