@@ -235,7 +235,16 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
-        """What runs: name, runtime, version, device, providers requested/actual, threads, artifact."""
+        """What runs, as a flat dict (shown in notebooks, stored with benchmark results).
+
+        Always present: ``name``, ``runtime``, ``version``, ``device`` (what really runs, e.g.
+        ``"cpu"``, ``"cuda"``, ``"openvino:CPU"``, ``"CPU"``), ``providers_requested`` and
+        ``providers_actual`` (ORT execution providers / OpenVINO devices; ``None`` for PyTorch),
+        ``threads`` (``{"intra_op": n, "inter_op": m}``; OpenVINO: ``{"intra_op": n, "streams": s}``),
+        ``artifact`` (file path or class name), ``precision``, ``inputs`` (signature) and
+        ``outputs``. Runtimes add their own keys (``legacy``, ``fallback``,
+        ``graph_optimization_level``, ``performance_hint``, ...).
+        """
 
     def signature(self) -> str:
         """The expected inputs, e.g. ``"input_ids: int64[batch, seq], attention_mask: ..."``."""
@@ -413,7 +422,6 @@ class _TorchFamilyRunner(Runner):
             threads={
                 "intra_op": self.threads if self.threads is not None else torch.get_num_threads(),
                 "inter_op": torch.get_num_interop_threads(),
-                "set_by_runner": self.threads is not None,
             },
             artifact=self.artifact,
             legacy=self.legacy,
@@ -1045,10 +1053,10 @@ class _OpenVinoRunner(Runner):
             device_name=device_name,
             providers_requested=[self.device_requested],
             providers_actual=actual,
+            # INFERENCE_NUM_THREADS as compiled (what runs, not what was asked) and the streams
             threads={
-                "inference_num_threads": self._property("INFERENCE_NUM_THREADS"),
-                "requested": self.threads_requested,
-                "num_streams": self._property("NUM_STREAMS"),
+                "intra_op": self._property("INFERENCE_NUM_THREADS"),
+                "streams": self._property("NUM_STREAMS"),
             },
             performance_hint=self._property("PERFORMANCE_HINT") or self.hint,
             optimal_infer_requests=self._property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"),

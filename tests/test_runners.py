@@ -299,7 +299,7 @@ def test_openvino_runner_from_onnx_dynamic_batch(onnx_path, batch, expected) -> 
     assert runner({"input": batch["input"][:1]})["logits"].shape == (1, 5)
     info = runner.describe()
     assert info["runtime"] == "openvino" and info["providers_actual"] == ["CPU"]
-    assert info["threads"]["inference_num_threads"] == 1 and info["performance_hint"] == "LATENCY"
+    assert info["threads"]["intra_op"] == 1 and info["performance_hint"] == "LATENCY"
     assert info["precision"] == "float32" and runner.name == "OpenVINO CPU"
 
 
