@@ -904,6 +904,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
                 n_embd=64,
                 n_layer=2,
                 n_head=2,
+                initializer_range=0.1,  # 5x GPT-2's: less degenerate random text, clear top-1
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
@@ -912,7 +913,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        folder, note = _cached_build("tiny-gpt2-v2", build_gpt2, what="tiny GPT-2")
+        folder, note = _cached_build("tiny-gpt2-v3", build_gpt2, what="tiny GPT-2")
         with _quiet_transformers():
             model = GPT2LMHeadModel.from_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -921,7 +922,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
         from transformers import BertConfig, BertForQuestionAnswering, BertModel
 
         cls = BertForQuestionAnswering if task == "question-answering" else BertModel
-        key = "tiny-bert-qa-v1" if task == "question-answering" else "tiny-bert-v1"
+        key = "tiny-bert-qa-v2" if task == "question-answering" else "tiny-bert-v2"
         minilm = _minilm_dir()
 
         def build_bert(tmp: Path) -> None:
@@ -933,6 +934,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
                 num_attention_heads=2,
                 intermediate_size=128,
                 max_position_embeddings=512,
+                initializer_range=0.1,  # 5x BERT's: clearer span logits
             )
             with _seeded(), _quiet_transformers():
                 model = cls(config)
