@@ -1,0 +1,538 @@
+"""Classroom widgets: a runtime picker and an image-classifier demo, built on the suite's helpers.
+
+- :class:`RuntimePicker` lists the runtimes that **really** run in this kernel's environment
+  (:func:`helpers.runners.available_runtimes`, which checks a GPU for CUDA instead of trusting
+  the provider list) and says why the others are missing.
+- :class:`ClassifierDemo` classifies a sample photo or an uploaded image on every picked runtime
+  and shows the top-5 classes with each runtime's latency.
+
+Everything the widgets do is in plain functions (:func:`runtime_options`, :func:`build_runner`,
+:func:`classify_image`, :func:`predictions_frame`) and in :meth:`ClassifierDemo.run`, which take
+and return ordinary Python objects: they work — and are tested — without a browser. Building the
+widgets needs no frontend either (outside a kernel ipywidgets uses a dummy comm); in JupyterLab
+they render through ``jupyterlab_widgets``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import html
+import io
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from helpers import images as image_utils
+from helpers import runners
+
+__all__ = [
+    "RUNTIMES",
+    "ClassifierDemo",
+    "RuntimeOption",
+    "RuntimePicker",
+    "RuntimePrediction",
+    "build_runner",
+    "classifier_demo",
+    "classify_image",
+    "export_for_demo",
+    "predictions_frame",
+    "predictions_html",
+    "runtime_options",
+    "runtime_picker",
+    "usable_runtimes",
+]
+
+#: Runtimes the demo can run: key -> (label, key in available_runtimes(), why it may be missing).
+RUNTIMES: dict[str, tuple[str, str, str]] = {
+    "pytorch": ("PyTorch eager (CPU)", "pytorch", "PyTorch is not importable"),
+    "pytorch-cuda": ("PyTorch eager (CUDA)", "pytorch-cuda", "no NVIDIA GPU visible to PyTorch"),
+    "onnxruntime": ("ONNX Runtime — CPU EP", "onnxruntime", "ONNX Runtime is not installed"),
+    "onnxruntime-cuda": (
+        "ONNX Runtime — CUDA EP",
+        "onnxruntime-cuda",
+        "needs the gpu environment (onnxruntime-gpu) and a GPU",
+    ),
+    "onnxruntime-openvino": (
+        "ONNX Runtime — OpenVINO EP",
+        "onnxruntime-openvino",
+        "needs the openvino environment (onnxruntime-openvino)",
+    ),
+    "openvino": ("OpenVINO (native)", "openvino", "OpenVINO is not installed"),
+}
+_ONNX_BASED = {"onnxruntime", "onnxruntime-cuda", "onnxruntime-openvino", "openvino"}
+_INPUT, _OUTPUT = "pixels", "logits"
+
+
+# --------------------------------------------------------------------------------------------
+# What can run here
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuntimeOption:
+    """One runtime of the demo: whether it is usable in this kernel, and why not."""
+
+    key: str
+    label: str
+    usable: bool
+    note: str = ""
+
+
+def runtime_options(available: Mapping[str, bool] | None = None) -> list[RuntimeOption]:
+    """Every demo runtime with its availability here (``available`` defaults to the real check)."""
+    available = runners.available_runtimes() if available is None else available
+    return [
+        RuntimeOption(key, label, bool(available.get(flag)), "" if available.get(flag) else why)
+        for key, (label, flag, why) in RUNTIMES.items()
+    ]
+
+
+def usable_runtimes(available: Mapping[str, bool] | None = None) -> list[str]:
+    """Keys of the runtimes that really run in this kernel, in display order."""
+    return [o.key for o in runtime_options(available) if o.usable]
+
+
+def _environment_line() -> str:
+    from helpers import envreport
+
+    return f"environment <b>{html.escape(envreport.environment_name())}</b> ({html.escape(envreport.ort_distribution())})"
+
+
+class RuntimePicker:
+    """A multiple-choice list of the runtimes usable here, and a note on the ones that are not.
+
+    ``picker.value`` is the tuple of chosen keys (see :data:`RUNTIMES`); ``picker.widget`` the
+    ipywidgets box (displaying the picker displays it).
+    """
+
+    def __init__(
+        self,
+        default: Sequence[str] | None = None,
+        *,
+        available: Mapping[str, bool] | None = None,
+        description: str = "Runtimes",
+    ) -> None:
+        import ipywidgets as w
+
+        self.options = runtime_options(available)
+        usable = [o for o in self.options if o.usable]
+        keys = [o.key for o in usable]
+        chosen = [k for k in (default if default is not None else keys) if k in keys] or keys[:1]
+        self.selector = w.SelectMultiple(
+            options=[(o.label, o.key) for o in usable],
+            value=tuple(chosen),
+            rows=max(len(usable), 2),
+            description=description,
+            layout=w.Layout(width="420px"),
+            style={"description_width": "80px"},
+        )
+        missing = [o for o in self.options if not o.usable]
+        note = "".join(f"<li>{html.escape(o.label)} — {html.escape(o.note)}</li>" for o in missing)
+        self.info = w.HTML(
+            f"<div class='suite-runtime-info'>Runs here: {len(usable)} runtime(s); "
+            f"{_environment_line()}."
+            + (f"<br>Not available in this kernel:<ul>{note}</ul>" if missing else "")
+            + "</div>"
+        )
+        self.widget = w.VBox([self.selector, self.info])
+
+    @property
+    def value(self) -> tuple[str, ...]:
+        """The chosen runtime keys."""
+        return tuple(self.selector.value)
+
+    @value.setter
+    def value(self, keys: Sequence[str]) -> None:
+        self.selector.value = tuple(keys)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def runtime_picker(default: Sequence[str] | None = None, **kwargs: Any) -> RuntimePicker:
+    """Build a :class:`RuntimePicker` (display it to show it)."""
+    return RuntimePicker(default, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# The classifier, without widgets
+# --------------------------------------------------------------------------------------------
+def _weights_digest(model: Any) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def export_for_demo(model: Any, input_size: int = 224, folder: str | Path | None = None) -> Path:
+    """Export ``model`` to ONNX once (dynamic batch, input ``pixels``, output ``logits``).
+
+    The file is cached under ``helpers.paths.cache_dir("classroom")``, named by a hash of the
+    weights, so a re-run (or a second demo on the same model) reuses it.
+    """
+    import torch
+
+    from helpers import export
+    from helpers.paths import cache_dir
+
+    folder = Path(folder) if folder is not None else cache_dir("classroom")
+    path = folder / f"classifier-{_weights_digest(model)}-{input_size}.onnx"
+    if path.is_file():
+        return path
+    example = torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    tmp = path.with_name(path.stem + ".partial.onnx")
+    export.export_onnx(
+        model.eval(),
+        (example,),
+        tmp,
+        input_names=[_INPUT],
+        output_names=[_OUTPUT],
+        dynamic_shapes={_INPUT: {0: "batch"}},
+    )
+    tmp.replace(path)
+    return path
+
+
+def build_runner(
+    key: str,
+    model: Any,
+    *,
+    input_size: int = 224,
+    onnx_path: str | Path | None = None,
+    threads: int | None = 2,
+) -> runners.Runner:
+    """A runner for one demo runtime (see :data:`RUNTIMES`); ONNX-based ones need ``onnx_path``."""
+    if key not in RUNTIMES:
+        raise ValueError(f"unknown runtime {key!r}; choose from {', '.join(RUNTIMES)}")
+    label = RUNTIMES[key][0]
+    specs = [runners.TensorSpec(_INPUT, ("batch", 3, input_size, input_size), "float32")]
+    if key == "pytorch":
+        return runners.torch_runner(model, specs, [_OUTPUT], name=label, threads=threads)
+    if key == "pytorch-cuda":
+        return runners.torch_runner(
+            copy.deepcopy(model), specs, [_OUTPUT], name=label, device="cuda", strict=True
+        )
+    if onnx_path is None:
+        raise ValueError(f"{label} runs an ONNX file: pass onnx_path (see export_for_demo)")
+    if key == "onnxruntime":
+        return runners.ort_runner(
+            onnx_path,
+            providers=runners.ort_providers_for("cpu"),
+            name=label,
+            intra_op_threads=threads,
+        )
+    if key == "onnxruntime-cuda":
+        return runners.ort_runner(
+            onnx_path, providers=runners.ort_providers_for("cuda"), name=label, strict=True
+        )
+    if key == "onnxruntime-openvino":
+        return runners.ort_runner(
+            onnx_path,
+            providers=runners.ort_providers_for("openvino"),
+            name=label,
+            intra_op_threads=threads,
+            provider_options={"OpenVINOExecutionProvider": {"device_type": "CPU"}},
+            strict=True,
+        )
+    return runners.openvino_runner(onnx_path, device="CPU", threads=threads, name=label)
+
+
+@dataclass
+class RuntimePrediction:
+    """Top-k classes of one image on one runtime, with the model latency (median of timed calls)."""
+
+    runtime: str
+    name: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    latency_ms: float = float("nan")
+    runs: int = 0
+    device: str = ""
+    error: str = ""
+
+    @property
+    def top1(self) -> str:
+        """The best label ('' if this runtime failed)."""
+        return self.top[0][0] if self.top else ""
+
+
+def classify_image(
+    image: Any,
+    runner_map: Mapping[str, runners.Runner],
+    *,
+    labels: Sequence[str] | None = None,
+    k: int = 5,
+    repeats: int = 3,
+    size: int = 224,
+    resize: int | None = None,
+) -> list[RuntimePrediction]:
+    """Classify one image (PIL image, path or bytes) on every runner; top-``k`` and latency each.
+
+    Preprocessing (PIL + NumPy) is done once and shared. Each runner gets one untimed call (its
+    answer is the prediction), then ``repeats`` timed calls; ``latency_ms`` is their median —
+    model time only, at batch 1. A runner that fails gets ``error`` set instead of stopping the
+    others. A bad image raises :class:`helpers.images.ImageError`.
+    """
+    pil = image_utils.load_image(image) if not hasattr(image, "convert") else image.convert("RGB")
+    pixels = image_utils.preprocess_batch([pil], backend="numpy", size=size, resize=resize)
+    labels = list(labels) if labels is not None else image_utils.imagenet_labels()
+    results = []
+    for key, runner in runner_map.items():
+        pred = RuntimePrediction(runtime=key, name=getattr(runner, "name", key))
+        try:
+            info = runner.describe()
+            actual = info.get("providers_actual") or []
+            pred.device = ", ".join(actual) if actual else str(info.get("device", ""))
+            feed = {runner.inputs[0].name: pixels}
+            logits = np.asarray(runner(feed)[runner.output_names[0]])
+            pred.top = image_utils.top_k(logits, labels, k=k)[0]
+            times = []
+            for _ in range(max(int(repeats), 1)):
+                start = time.perf_counter()
+                runner(feed)
+                times.append((time.perf_counter() - start) * 1e3)
+            pred.latency_ms, pred.runs = float(statistics.median(times)), len(times)
+        except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
+            pred.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        results.append(pred)
+    return results
+
+
+def predictions_frame(predictions: Sequence[RuntimePrediction]) -> Any:
+    """One row per runtime: top-1 label and probability, the top-k list, latency (ms), device."""
+    import pandas as pd
+
+    rows = []
+    for p in predictions:
+        rows.append(
+            {
+                "runtime": p.name,
+                "top1": p.top1,
+                "probability": p.top[0][1] if p.top else float("nan"),
+                "top_k": ", ".join(f"{label} ({prob:.1%})" for label, prob in p.top),
+                "latency_ms": round(p.latency_ms, 2),
+                "device": p.device,
+                "error": p.error,
+            }
+        )
+    columns = ["runtime", "top1", "probability", "top_k", "latency_ms", "device", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def predictions_html(predictions: Sequence[RuntimePrediction], *, caption: str = "") -> str:
+    """An HTML table of the predictions (what the demo widget shows)."""
+    head = (
+        "<tr><th>runtime</th><th>top-5 (probability)</th><th>latency (median)</th>"
+        "<th>runs on</th></tr>"
+    )
+    body = []
+    for p in predictions:
+        if p.error:
+            cells = f"<td colspan='3' style='color:#b3261e'>failed: {html.escape(p.error)}</td>"
+        else:
+            top = "<br>".join(
+                f"{'<b>' if i == 0 else ''}{html.escape(label)} ({prob:.1%}){'</b>' if i == 0 else ''}"
+                for i, (label, prob) in enumerate(p.top)
+            )
+            cells = (
+                f"<td>{top}</td><td class='suite-latency'>{p.latency_ms:.1f} ms</td>"
+                f"<td>{html.escape(p.device)}</td>"
+            )
+        body.append(f"<tr><td>{html.escape(p.name)}</td>{cells}</tr>")
+    cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    return (
+        "<table class='suite-predictions' style='border-collapse:collapse' cellpadding='4'>"
+        f"{cap}{head}{''.join(body)}</table>"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The demo widget
+# --------------------------------------------------------------------------------------------
+def _uploaded_bytes(value: Any) -> tuple[str, bytes] | None:
+    """(name, bytes) of the first file in a FileUpload value (ipywidgets 8 tuple or 7 dict)."""
+    if not value:
+        return None
+    if isinstance(value, Mapping):  # ipywidgets 7: {name: {"metadata": ..., "content": ...}}
+        name, item = next(iter(value.items()))
+        return str(name), bytes(item["content"])
+    item = value[0]
+    return str(item.get("name", "upload")), bytes(item["content"])
+
+
+def _thumbnail_jpeg(pil: Any, size: int = 224) -> bytes:
+    thumb = pil.copy()
+    thumb.thumbnail((size, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+class ClassifierDemo:
+    """Pick a sample photo or upload one; see the top-5 and the latency on each chosen runtime.
+
+    Headless use (tests, scripts): ``demo.run("chelsea")`` or ``demo.run(path_or_bytes)`` returns
+    :func:`predictions_frame`'s DataFrame and updates the widgets. ``demo.widget`` is the box
+    shown in a notebook (displaying the demo displays it).
+    """
+
+    def __init__(
+        self,
+        loaded: Any = None,
+        *,
+        source: str = "auto",
+        runtimes: Sequence[str] | None = None,
+        available: Mapping[str, bool] | None = None,
+        k: int = 5,
+        repeats: int = 3,
+        threads: int | None = 2,
+        auto_run: bool = True,
+    ) -> None:
+        import ipywidgets as w
+
+        from helpers import catalog
+
+        self.loaded = loaded if loaded is not None else catalog.load("image-classification", source)
+        self.model = self.loaded.model.eval()
+        self.labels = self.loaded.labels or image_utils.imagenet_labels()
+        self.size = self.loaded.input_size or 224
+        self.resize = getattr(self.loaded, "resize", None)
+        self.k, self.repeats, self.threads = k, repeats, threads
+        self.samples = image_utils.sample_images()
+        self._runners: dict[str, runners.Runner] = {}
+        self._onnx_path: Path | None = None
+        self.current: Any = next(iter(self.samples.values()))
+        self.current_name = next(iter(self.samples))
+        self.last: list[RuntimePrediction] = []
+
+        self.picker = RuntimePicker(runtimes, available=available)
+        self.sample = w.Dropdown(
+            options=list(self.samples), value=self.current_name, description="Sample photo"
+        )
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
+        self.button = w.Button(description="Classify", button_style="primary", icon="play")
+        self.image = w.Image(format="jpeg", layout=w.Layout(max_width="224px"))
+        self.status = w.HTML()
+        self.result = w.HTML("<i>no prediction yet</i>")
+        quality = (
+            "real pretrained weights"
+            if self.loaded.pretrained and self.loaded.meaningful_outputs
+            else "random weights — labels are NOT meaningful (timing and parity still are)"
+        )
+        header = w.HTML(
+            f"<b>Model:</b> {html.escape(self.loaded.name)} (source: {html.escape(self.loaded.source)}; "
+            f"{html.escape(quality)})"
+        )
+        controls = w.VBox([self.sample, self.upload, self.button, self.picker.widget])
+        self.widget = w.VBox(
+            [header, w.HBox([controls, self.image]), self.status, self.result],
+            layout=w.Layout(border="1px solid #ddd", padding="8px"),
+        )
+        self.widget.add_class("suite-classifier-demo")
+        self.sample.observe(self._on_sample, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.picker.selector.observe(lambda _change: self.run(), names="value")
+        self.button.on_click(lambda _button: self.run())
+        if auto_run:
+            self.run()
+
+    # -- runners --------------------------------------------------------------------------
+    def runners_for(self, keys: Sequence[str]) -> dict[str, runners.Runner]:
+        """Runners for ``keys``, built on first use and kept (ONNX exported once)."""
+        out: dict[str, runners.Runner] = {}
+        for key in keys:
+            if key not in self._runners:
+                onnx_path = None
+                if key in _ONNX_BASED:
+                    if self._onnx_path is None:
+                        self.status.value = "<i>exporting the model to ONNX (once)…</i>"
+                        self._onnx_path = export_for_demo(self.model, self.size)
+                    onnx_path = self._onnx_path
+                self._runners[key] = build_runner(
+                    key, self.model, input_size=self.size, onnx_path=onnx_path, threads=self.threads
+                )
+            out[key] = self._runners[key]
+        return out
+
+    # -- the function behind the widgets --------------------------------------------------
+    def predict(
+        self, image: Any = None, runtimes: Sequence[str] | None = None
+    ) -> list[RuntimePrediction]:
+        """Predictions for ``image`` (a sample name, path, bytes or PIL image; default: current)."""
+        if isinstance(image, str) and image in self.samples:
+            image = self.samples[image]
+        image = self.current if image is None else image
+        keys = list(runtimes) if runtimes is not None else list(self.picker.value)
+        return classify_image(
+            image,
+            self.runners_for(keys),
+            labels=self.labels,
+            k=self.k,
+            repeats=self.repeats,
+            size=self.size,
+            resize=self.resize,
+        )
+
+    def run(
+        self, image: Any = None, runtimes: Sequence[str] | None = None, *, name: str | None = None
+    ) -> Any:
+        """Classify ``image`` (default: the current one), update the widgets, return the table.
+
+        ``image``: a sample name (see ``demo.samples``), a path, encoded bytes or a PIL image.
+        """
+        if isinstance(image, str) and image in self.samples:
+            name, image = name or image, self.samples[image]
+        if image is not None:
+            self.current = image
+            if name is None:
+                name = Path(image).name if isinstance(image, (str, Path)) else "your image"
+            self.current_name = name
+        try:
+            pil = image_utils.load_image(self.current)
+            self.image.value = _thumbnail_jpeg(pil)
+            self.status.value = "<i>classifying…</i>"
+            start = time.perf_counter()
+            self.last = self.predict(pil, runtimes)
+        except image_utils.ImageError as exc:
+            self.last = []
+            self.status.value = ""
+            self.result.value = f"<div style='color:#b3261e'>⛔ This file cannot be classified: {html.escape(str(exc))}</div>"
+            return predictions_frame([])
+        except Exception as exc:  # noqa: BLE001 - keep the widget alive and say what happened
+            self.last = []
+            self.status.value = ""
+            self.result.value = (
+                f"<div style='color:#b3261e'>⛔ {html.escape(type(exc).__name__)}: "
+                f"{html.escape(str(exc)[:300])}</div>"
+            )
+            return predictions_frame([])
+        elapsed = time.perf_counter() - start
+        self.status.value = (
+            f"<i>{html.escape(self.current_name)}: {len(self.last)} runtime(s), "
+            f"{elapsed:.1f} s including first-call set-up</i>"
+        )
+        self.result.value = predictions_html(
+            self.last, caption=f"{self.current_name} — top-{self.k} per runtime (batch 1)"
+        )
+        return predictions_frame(self.last)
+
+    # -- events ---------------------------------------------------------------------------
+    def _on_sample(self, change: Mapping[str, Any]) -> None:
+        self.run(str(change["new"]))
+
+    def _on_upload(self, change: Mapping[str, Any]) -> None:
+        uploaded = _uploaded_bytes(change["new"])
+        if uploaded is not None:
+            self.run(uploaded[1], name=uploaded[0])
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def classifier_demo(loaded: Any = None, **kwargs: Any) -> ClassifierDemo:
+    """Build a :class:`ClassifierDemo` (display it to show it)."""
+    return ClassifierDemo(loaded, **kwargs)
