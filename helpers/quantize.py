@@ -260,13 +260,15 @@ def quantize_dynamic_int8(
     *,
     per_channel: bool = False,
     reduce_range: bool = False,
+    preprocess: bool = True,
     op_types: Sequence[str] | None = None,
 ) -> Path:
     """Dynamic INT8 quantization (weights only, activation ranges computed at run time).
 
     No calibration set is needed. Good for MatMul-heavy models (transformers, RNNs); for CNNs it
     usually brings little, because ONNX Runtime keeps most convolutions in fp32 -- which is the
-    point of showing it next to :func:`quantize_static_int8`.
+    point of showing it next to :func:`quantize_static_int8`. ``preprocess`` runs
+    ``quant_pre_process`` first, as for the static recipe.
 
     Raises:
         QuantizationError: the model file does not exist.
@@ -276,14 +278,16 @@ def quantize_dynamic_int8(
     src = _check_model_file(onnx_in)
     dst = Path(onnx_out)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(
-        str(src),
-        str(dst),
-        per_channel=per_channel,
-        reduce_range=reduce_range,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=list(op_types) if op_types else None,
-    )
+    with tempfile.TemporaryDirectory(prefix="quantize-") as tmp:
+        model_in = _preprocess(src, Path(tmp)) if preprocess else src
+        quantize_dynamic(
+            str(model_in),
+            str(dst),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(op_types) if op_types else None,
+        )
     return dst
 
 
