@@ -172,10 +172,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 SUMMARY_LINE = re.compile(r"^=+ (?P<body>.*?) in [\d.]+s")
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_browser() -> None:
+    """Install Debian's Chromium for the real-browser test when we can (root with apt-get).
+
+    Without it the browser test is skipped with a reason; nothing else needs it.
+    """
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        say("Chromium not found and cannot be installed here (needs root + apt-get): "
+            "the browser test will be skipped")
+        return
+    say("installing Debian's chromium for the browser test (once)")
+    quiet = {"stdout": subprocess.DEVNULL}
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.run(cmd, env=env, **quiet).returncode != 0:
+            say(f"'{' '.join(cmd)}' failed: the browser test will be skipped")
+            return
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     envs = selected_envs(args.env)
     for env in envs:
         setup(env)
+    if "cpu" in envs:
+        ensure_browser()
     totals = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     failed_envs = []
     for env in envs:
