@@ -655,7 +655,7 @@ def ray_cluster(
                 include_dashboard=False,
                 object_store_memory=object_store_memory,
                 _temp_dir=str(folder),
-                logging_level=logging.WARNING,
+                logging_level=logging.ERROR,
                 log_to_driver=False,
                 namespace="inference-suite",
             )
