@@ -345,7 +345,8 @@ def predictions_html(predictions: Sequence[RuntimePrediction], *, caption: str =
         body.append(f"<tr><td>{html.escape(p.name)}</td>{cells}</tr>")
     cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
     return (
-        "<table class='suite-predictions' style='border-collapse:collapse' cellpadding='4'>"
+        "<table class='suite-predictions' style='border-collapse:collapse;line-height:1.35' "
+        "cellpadding='4'>"
         f"{cap}{head}{''.join(body)}</table>"
     )
 
@@ -411,10 +412,18 @@ class ClassifierDemo:
 
         self.picker = RuntimePicker(runtimes, available=available)
         self.sample = w.Dropdown(
-            options=list(self.samples), value=self.current_name, description="Sample photo"
+            options=list(self.samples),
+            value=self.current_name,
+            description="Sample photo",
+            style={"description_width": "initial"},
         )
-        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
-        self.button = w.Button(description="Classify", button_style="primary", icon="play")
+        wide = w.Layout(width="200px")
+        self.upload = w.FileUpload(
+            accept="image/*", multiple=False, description="Upload a photo", layout=wide
+        )
+        self.button = w.Button(
+            description="Classify", button_style="primary", icon="play", layout=wide
+        )
         self.image = w.Image(format="jpeg", layout=w.Layout(max_width="224px"))
         self.status = w.HTML()
         self.result = w.HTML("<i>no prediction yet</i>")
