@@ -128,15 +128,6 @@ def test_render_round_trip() -> None:
     assert config["input"][0]["dims"] == [3, -1]
 
 
-def test_protobuf_model_config_agrees_when_available(onnx_path, tmp_path) -> None:
-    grpc_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
-    from google.protobuf import text_format
-
-    model_dir = export_model_repository(onnx_path, tmp_path, "toy")
-    message = text_format.Parse((model_dir / "config.pbtxt").read_text(), grpc_pb2.ModelConfig())
-    assert message.max_batch_size == 8 and list(message.input[0].dims) == [3, -1, -1]
-
-
 def test_triton_ready_is_quick_when_nothing_listens() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
