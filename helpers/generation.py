@@ -53,6 +53,7 @@ __all__ = [
     "GenerationOutput",
     "Generator",
     "hf_generate",
+    "model_fingerprint",
     "onnx_weight_bytes",
     "bandwidth_bound_tokens_per_s",
     "tokens_per_second",
@@ -773,6 +774,25 @@ def hf_generate(
     new = out.sequences[:, ids.shape[1]:].numpy()
     logits = [t.float().numpy() for t in out.logits] if return_logits and out.logits else []
     return new, logits
+
+
+def model_fingerprint(model: Any, length: int = 12) -> str:
+    """A short hash of a model's config and weights, to name cached exports.
+
+    An export cached under the model's *name* goes stale silently when the weights behind that
+    name change (a re-seeded tiny model, a new conversion); a fingerprint in the file name
+    cannot. Hashes every parameter's name, shape and a strided sample of its values (fast even
+    for a few hundred MB of weights).
+    """
+    import hashlib
+
+    digest = hashlib.sha1(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        step = max(1, flat.numel() // 4096)
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(flat[::step].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:length]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -237,3 +237,16 @@ def test_weight_bytes_and_bandwidth_bound(tiny):
     assert g.bandwidth_bound_tokens_per_s(10**9, 20.0, batch=4) == pytest.approx(80.0)
     stats = g.tokens_per_second(lambda: 10, repeats=2, warmup=0)
     assert stats["tokens_per_s"] > 0 and stats["runs"] == 2
+
+
+def test_model_fingerprint_changes_with_weights(tiny):
+    model, _, _ = tiny
+    before = g.model_fingerprint(model)
+    assert before == g.model_fingerprint(model) and len(before) == 12
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_fc.weight[0, 0] += 1.0
+    try:
+        assert g.model_fingerprint(model) != before
+    finally:
+        with torch.no_grad():
+            model.transformer.h[0].mlp.c_fc.weight[0, 0] -= 1.0
