@@ -614,7 +614,8 @@ def _check_03_2(answer: Any, onnx_path: Any, inputs: Any) -> Feedback:
     default = runners.ort_runner(onnx_path)
     name = default.output_names[0]
     got, expected = answer(inputs)[name], default(inputs)[name]
-    if not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
+    scale = max(1.0, float(np.abs(expected).max()))  # fusions reorder float32 sums
+    if not np.allclose(got, expected, rtol=1e-3, atol=1e-4 * scale):
         raise _Wrong(
             "Your runner's outputs differ from the default session's.",
             "Did you load the same file (onnx_path)?",
@@ -735,16 +736,16 @@ _register(
         key="04.2",
         title="Did INT8 change the answers?",
         prompt=(
-            "Write `agreement(fp32_runner, int8_runner, pixels)` returning the fraction of images "
+            "Write `int8_top1_agreement(fp32_runner, int8_runner, pixels)` returning the fraction of images "
             "(0..1) on which the INT8 model's **top-1 class** equals the fp32 model's. The runners take "
             "`{input name: pixels}` and return `{output name: logits}`. (A number computed on the "
             "same pixels is accepted too.)"
         ),
         checker=_check_04_2,
         context=("fp32", "int8", "pixels"),
-        call='exercises.check("04.2", agreement, fp32=all_runners["ORT CPU EP"], int8=int8_runners[chosen], '
+        call='exercises.check("04.2", int8_top1_agreement, fp32=all_runners["ORT CPU EP"], int8=int8_runners[chosen], '
         "pixels=eval_pixels[:16])",
-        solution="def agreement(fp32_runner, int8_runner, pixels):\n"
+        solution="def int8_top1_agreement(fp32_runner, int8_runner, pixels):\n"
         "    def top1(runner):\n"
         "        logits = runner({runner.inputs[0].name: pixels})[runner.output_names[0]]\n"
         "        return logits.argmax(-1)\n"
@@ -950,14 +951,17 @@ _register(
         key="06.2",
         title="How big is the KV cache?",
         prompt=(
-            "How many **bytes** does the KV cache hold for `batch` sequences of `tokens` tokens each "
-            "(prompt + generated)? Use `layout.num_layers`, `layout.num_kv_heads`, `layout.head_dim` and "
-            "the cache's dtype (`layout.dtype`)."
+            "How many **bytes** does the KV cache hold at the end of `generate` on the batch of "
+            'section 4 — `len(prompts)` sequences of `enc["input_ids"].shape[1] + max_new_tokens` '
+            "tokens each (prompt + generated)? Use `layout.num_layers`, `layout.num_kv_heads`, "
+            "`layout.head_dim` and the cache's dtype (`layout.dtype`)."
         ),
         checker=_check_06_2,
         context=("layout", "batch", "tokens"),
-        call='exercises.check("06.2", answer, layout=layout, batch=batch, tokens=tokens)',
-        solution="itemsize = np.dtype(layout.dtype).itemsize\n"
+        call='exercises.check("06.2", answer, layout=layout, batch=len(prompts), '
+        'tokens=enc["input_ids"].shape[1] + max_new_tokens)',
+        solution='batch, tokens = len(prompts), enc["input_ids"].shape[1] + max_new_tokens\n'
+        "itemsize = np.dtype(layout.dtype).itemsize\n"
         "answer = 2 * layout.num_layers * layout.num_kv_heads * layout.head_dim * itemsize * batch * tokens\n"
         "# = layout.cache_bytes_per_token(batch) * tokens",
     )
@@ -1017,12 +1021,12 @@ _register(
         prompt=(
             'The server\'s `POST /predict` accepts JSON `{"image": "<base64>", "top_k": k, '
             '"return_logits": false}`. Build the **body as a Python dict** asking for the **top 3** '
-            "classes of the JPEG whose bytes are `image_bytes`."
+            "classes of the photo whose JPEG bytes are `jpeg`."
         ),
         checker=_check_07_1,
         context=("image_bytes",),
-        call='exercises.check("07.1", answer, image_bytes=image_bytes)',
-        solution='import base64\n\nanswer = {"image": base64.b64encode(image_bytes).decode("ascii"), "top_k": 3}',
+        call='exercises.check("07.1", answer, image_bytes=jpeg)',
+        solution='import base64\n\nanswer = {"image": base64.b64encode(jpeg).decode("ascii"), "top_k": 3}',
     )
 )
 
@@ -1072,12 +1076,14 @@ _register(
         prompt=(
             "A closed-loop load test keeps `concurrency` requests in flight; each takes about the "
             "median latency `p50_ms`. Without looking at its `req_per_s`, what **throughput "
-            "(requests per second)** do you expect from the load test `result`? Answer with the number."
+            "(requests per second)** do you expect from the FastAPI load test `load_results[0]`? Answer "
+            "with the number."
         ),
         checker=_check_07_2,
         context=("result",),
-        call='exercises.check("07.2", answer, result=result)',
-        solution='answer = result.concurrency / (result.p50_ms / 1000)   # or row["concurrency"], row["p50_ms"]\n'
+        call='exercises.check("07.2", answer, result=load_results[0])',
+        solution="result = load_results[0]\n"
+        "answer = result.concurrency / (result.p50_ms / 1000)\n"
         "# Little's law: L = lambda * W  ->  lambda = L / W. The measured req/s is close when the\n"
         "# client and server do not queue elsewhere.",
     )
