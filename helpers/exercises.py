@@ -736,16 +736,16 @@ _register(
         key="04.2",
         title="Did INT8 change the answers?",
         prompt=(
-            "Write `int8_top1_agreement(fp32_runner, int8_runner, pixels)` returning the fraction of images "
+            "Write `agreement(fp32_runner, int8_runner, pixels)` returning the fraction of images "
             "(0..1) on which the INT8 model's **top-1 class** equals the fp32 model's. The runners take "
             "`{input name: pixels}` and return `{output name: logits}`. (A number computed on the "
             "same pixels is accepted too.)"
         ),
         checker=_check_04_2,
         context=("fp32", "int8", "pixels"),
-        call='exercises.check("04.2", int8_top1_agreement, fp32=all_runners["ORT CPU EP"], int8=int8_runners[chosen], '
+        call='exercises.check("04.2", agreement, fp32=all_runners["ORT CPU EP"], int8=int8_runners[chosen], '
         "pixels=eval_pixels[:16])",
-        solution="def int8_top1_agreement(fp32_runner, int8_runner, pixels):\n"
+        solution="def agreement(fp32_runner, int8_runner, pixels):\n"
         "    def top1(runner):\n"
         "        logits = runner({runner.inputs[0].name: pixels})[runner.output_names[0]]\n"
         "        return logits.argmax(-1)\n"
