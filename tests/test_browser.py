@@ -37,6 +37,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from fakes import fake_run
 
 from helpers.paths import output_dir
 
@@ -127,22 +128,6 @@ def _artifact(name: str) -> Path:
 # --------------------------------------------------------------------------------------------
 # 1. The rendered site
 # --------------------------------------------------------------------------------------------
-def _fake_run(root: Path) -> None:
-    """A run folder as the main job writes it: notebook 00 'executed' (one output added)."""
-    executed = root / "run-cpu" / "executed"
-    executed.mkdir(parents=True)
-    nb = nbformat.read(ROOT / "notebooks" / "00_environment_check.ipynb", as_version=4)
-    code = next(c for c in nb.cells if c.cell_type == "code")
-    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello from the kernel\n")]
-    nbformat.write(nb, executed / "00_environment_check.ipynb")
-    summary = {
-        "notebooks": [
-            {"notebook": "00_environment_check.ipynb", "status": "passed", "seconds": 12.0}
-        ]
-    }
-    (root / "run-cpu" / "summary.json").write_text(json.dumps(summary))
-
-
 @contextlib.contextmanager
 def _serve(folder: Path) -> Iterator[str]:
     handler = functools.partial(_QuietHandler, directory=str(folder))
@@ -166,7 +151,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def test_rendered_site_in_a_browser(browser, tmp_path: Path) -> None:
     from helpers import site
 
-    _fake_run(tmp_path / "runs")
+    fake_run(tmp_path / "runs")
     site.build(tmp_path / "runs", tmp_path / "site")
     page = browser.new_page()
     try:

@@ -1,0 +1,22 @@
+"""Small fakes shared by several test modules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_run(root: Path) -> None:
+    """A run folder as the main job writes it: notebook 00 'executed' (one output added)."""
+    executed = root / "run-cpu" / "executed"
+    executed.mkdir(parents=True)
+    nb = nbformat.read(ROOT / "notebooks" / "00_environment_check.ipynb", as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello from the kernel\n")]
+    nbformat.write(nb, executed / "00_environment_check.ipynb")
+    summary = {"notebooks": [{"notebook": "00_environment_check.ipynb", "status": "passed", "seconds": 12.0}]}
+    (root / "run-cpu" / "summary.json").write_text(json.dumps(summary))
