@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ class NotebookInfo:
     environments: list[str]
     minutes: int | None
     teaches: str
+    legacy: bool = False  # a legacy lesson may show deprecation warnings (TorchScript, old exporter)
 
     @property
     def stem(self) -> str:
@@ -58,6 +60,7 @@ def read_info(path: Path) -> NotebookInfo:
         environments=list(meta.get("environments", [])),
         minutes=meta.get("minutes"),
         teaches=meta.get("teaches", ""),
+        legacy=bool(meta.get("legacy", False)),
     )
 
 
@@ -82,6 +85,25 @@ class NotebookRun:
     executed: str
     error: str = ""
     results: dict[str, Any] = field(default_factory=dict)
+    deprecations: list[str] = field(default_factory=list)
+
+
+DEPRECATION = re.compile(r"\b(DeprecationWarning|FutureWarning): (.*)")
+
+
+def deprecation_warnings(executed: Path) -> list[str]:
+    """Distinct DeprecationWarning/FutureWarning lines printed by an executed notebook."""
+    import nbformat
+
+    found: list[str] = []
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") if output.get("output_type") == "stream" else ""
+            for match in DEPRECATION.finditer(text):
+                line = f"{match.group(1)}: {match.group(2).strip()}"[:160]
+                if line not in found:
+                    found.append(line)
+    return found
 
 
 def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> NotebookRun:
@@ -111,6 +133,10 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         os.environ.pop(ENV_VAR, None)
+    deprecations = deprecation_warnings(executed) if executed.exists() else []
+    if deprecations and not info.legacy and status == "passed":
+        status = "failed"
+        error = f"deprecation warnings outside a legacy lesson: {deprecations[0]}"
     return NotebookRun(
         notebook=info.path.name,
         title=info.title,
@@ -119,6 +145,7 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
         executed=str(executed),
         error=error,
         results=load(results_path),
+        deprecations=deprecations,
     )
 
 
@@ -156,6 +183,8 @@ def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path
     for r in runs:
         key_results = "<br>".join(f"**{k}**: {_format_value(v)}" for k, v in r.results.items())
         status = "✅ passed" if r.status == "passed" else f"❌ failed — {r.error}"
+        if r.deprecations:
+            status += f" ({len(r.deprecations)} deprecation warnings: legacy lesson)"
         lines.append(f"| {r.notebook} | {status} | {r.seconds:.0f} | {key_results or '-'} |")
     lines += ["", "Executed notebooks are in `executed/`; per-notebook results in `results/`."]
     path = out_dir / "summary.md"

@@ -78,6 +78,7 @@ def test_metadata(path: Path) -> None:
     assert set(suite.get("environments", [])) <= ENVIRONMENTS and suite.get("environments")
     assert isinstance(suite.get("minutes"), int) and suite["minutes"] > 0
     assert suite.get("teaches")
+    assert isinstance(suite.get("legacy", False), bool)
     assert meta["kernelspec"]["name"].startswith("inference-")
 
 

@@ -58,3 +58,24 @@ def test_a_failing_notebook_is_reported_not_raised(tmp_path: Path) -> None:
     assert "❌ failed" in text and "99_broken.ipynb" in text
     data = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert data["notebooks"][0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, legacy: bool) -> None:
+    kernel_for_this_env()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("profile = 'full'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import warnings\nwarnings.warn('old_api() is deprecated', FutureWarning)"
+    )]
+    path = tmp_path / "98_warns.ipynb"
+    nbformat.write(nb, path)
+    info = series.NotebookInfo(path=path, title="warns", environments=["cpu"], minutes=1,
+                               teaches="-", legacy=legacy)
+    run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
+    assert run.deprecations == ["FutureWarning: old_api() is deprecated"]
+    assert run.status == ("passed" if legacy else "failed")
+    if not legacy:
+        assert "outside a legacy lesson" in run.error
