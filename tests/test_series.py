@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -79,3 +80,23 @@ def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, l
     assert run.status == ("passed" if legacy else "failed")
     if not legacy:
         assert "outside a legacy lesson" in run.error
+
+
+def test_settings_derived_in_the_parameters_cell_follow_the_profile(tmp_path: Path, monkeypatch) -> None:
+    """papermill injects `profile` after the parameters cell; derived settings must still follow."""
+    kernel_for_this_env()
+    monkeypatch.setenv("INFERENCE_SUITE_PROFILE", "full")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(
+        "import os\nprofile = os.environ.get('INFERENCE_SUITE_PROFILE', 'full')\n"
+        "runs = 1 if profile == 'test' else 100"
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("assert (profile, runs) == ('test', 1), (profile, runs)")]
+    path = tmp_path / "97_derived.ipynb"
+    nbformat.write(nb, path)
+    info = series.NotebookInfo(path=path, title="derived", environments=["cpu"], minutes=1, teaches="-")
+    run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
+    assert run.status == "passed", run.error
+    assert os.environ["INFERENCE_SUITE_PROFILE"] == "full", "the caller's setting is restored"
