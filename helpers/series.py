@@ -23,7 +23,6 @@ from helpers.results import ENV_VAR, load
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 KERNEL_PREFIX = "inference-"
-PROFILE_VAR = "INFERENCE_SUITE_PROFILE"
 
 
 @dataclass
@@ -117,10 +116,6 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.unlink(missing_ok=True)
     os.environ[ENV_VAR] = str(results_path)
-    # The kernel inherits this, so settings derived from the profile inside the parameters cell
-    # (computed before papermill's injected cell runs) follow the requested profile too.
-    previous_profile = os.environ.get(PROFILE_VAR)
-    os.environ[PROFILE_VAR] = profile
     started = time.monotonic()
     status, error = "passed", ""
     try:
@@ -138,10 +133,6 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         os.environ.pop(ENV_VAR, None)
-        if previous_profile is None:
-            os.environ.pop(PROFILE_VAR, None)
-        else:
-            os.environ[PROFILE_VAR] = previous_profile
     deprecations = deprecation_warnings(executed) if executed.exists() else []
     if deprecations and not info.legacy and status == "passed":
         status = "failed"

@@ -210,7 +210,6 @@ def cmd_test(args: argparse.Namespace) -> int:
             "-p", "no:cacheprovider", *args.pytest_args,
         ]
         variables = child_env(env)
-        variables["INFERENCE_SUITE_PROFILE"] = "test"
         proc = subprocess.Popen(
             [str(c) for c in cmd], cwd=ROOT, env=variables, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1,

@@ -203,7 +203,6 @@ def _jupyter_lab(root: Path, state: Path) -> Iterator[tuple[str, str, subprocess
         "JUPYTER_DATA_DIR": str(state / "data"),
         "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
         "IPYTHONDIR": str(state / "ipython"),
-        "INFERENCE_SUITE_PROFILE": "test",
         "INFERENCE_SUITE_RESULTS": str(state / "results.json"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -82,21 +81,31 @@ def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, l
         assert "outside a legacy lesson" in run.error
 
 
-def test_settings_derived_in_the_parameters_cell_follow_the_profile(tmp_path: Path, monkeypatch) -> None:
-    """papermill injects `profile` after the parameters cell; derived settings must still follow."""
+def test_papermill_profile_parameter_alone_changes_derived_settings(tmp_path: Path) -> None:
+    """The parameters cell holds literals; settings derived in the next cell follow `-p profile`."""
     kernel_for_this_env()
-    monkeypatch.setenv("INFERENCE_SUITE_PROFILE", "full")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell(
-        "import os\nprofile = os.environ.get('INFERENCE_SUITE_PROFILE', 'full')\n"
-        "runs = 1 if profile == 'test' else 100"
-    )
+    params = nbformat.v4.new_code_cell('profile = "full"\nruns = None')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("assert (profile, runs) == ('test', 1), (profile, runs)")]
+    derived = nbformat.v4.new_code_cell(
+        "from helpers.settings import by_profile\nruns = by_profile(runs, profile, test=1, full=100)"
+    )
+    nb.cells = [params, derived, nbformat.v4.new_code_cell("assert (profile, runs) == ('test', 1), (profile, runs)")]
     path = tmp_path / "97_derived.ipynb"
     nbformat.write(nb, path)
     info = series.NotebookInfo(path=path, title="derived", environments=["cpu"], minutes=1, teaches="-")
     run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
     assert run.status == "passed", run.error
-    assert os.environ["INFERENCE_SUITE_PROFILE"] == "full", "the caller's setting is restored"
+
+
+def test_every_parameters_cell_is_literal_only() -> None:
+    """papermill can only override what the parameters cell assigns as a literal."""
+    import ast
+
+    for info in series.discover():
+        nb = nbformat.read(info.path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        for node in ast.parse(cell.source).body:
+            assert isinstance(node, ast.Assign), f"{info.stem}: only assignments in the parameters cell"
+            ast.literal_eval(node.value)  # raises ValueError on anything but a literal
