@@ -6,6 +6,11 @@
 - Notebooks run in the test profile: the harness appends ``profile = "test"`` to each notebook's
   ``parameters`` cell, as ``papermill -p profile test`` does (``--notebook-profile full`` for the
   full profile).
+- After a notebook's last cell, one more item (``NN_x.ipynb::output checks``) writes the executed
+  notebook to ``outputs/test-<env>/executed/`` and fails, listing every problem, when the outputs
+  are not clean (:mod:`helpers.output_checks`: errors, ANSI codes, bare results, figures never
+  shown, HTML as text, cut tables, wording about how the suite was built, deprecation warnings
+  outside legacy lessons, files written outside ``outputs/``).
 - The cpu environment runs every unit test. The gpu and openvino environments run the tests of
   what differs there (environment report, runners, the series runner); the rest is identical
   code on identical packages and is skipped there with a reason, to keep ``make test`` short.
@@ -13,10 +18,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+try:
+    from nbval.plugin import IPyNbCell
+except ImportError:  # nbval is in every suite environment; this keeps plain pytest usable without it
+    IPyNbCell = None
 
 
 def _current_env() -> str:
@@ -54,9 +66,108 @@ def _inject_parameters(item: pytest.Item, profile: str) -> None:
         cell.source = f'{cell.source}\nprofile = "{profile}"  # injected by the test harness'
 
 
+_CHECKS = pytest.StashKey[dict]()  # notebook nodeid -> its NotebookOutputChecks item
+
+
+class NotebookProblems(Exception):
+    """The executed notebook's outputs are not clean; the message lists every problem."""
+
+
+class NotebookOutputChecks(pytest.Item):
+    """Runs after a notebook's last cell: assembles the executed notebook and checks its outputs."""
+
+    def __init__(self, *, cells: list[pytest.Item], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cells = cells
+        self.before: dict[str, tuple[int, int]] | None = None  # files before the first cell ran
+        self.obj = _NoGlobals()  # _pytest.skipping evaluates string conditions in obj's globals
+
+    def executed_notebook(self) -> Any:
+        """The notebook as nbval ran it: each cell's outputs and an execution count."""
+        import nbformat
+
+        original = self.parent.nb
+        nb = copy.deepcopy(original)
+        count = 0
+        for item in self.cells:
+            if item.test_outputs is None:
+                continue
+            index = next(i for i, cell in enumerate(original.cells) if cell is item.cell)
+            count += 1
+            nb.cells[index].outputs = [nbformat.from_dict(dict(o)) for o in item.test_outputs]
+            nb.cells[index].execution_count = count
+        return nb
+
+    def runtest(self) -> None:
+        import nbformat
+
+        from helpers import output_checks
+        from helpers.paths import output_root
+
+        if all(item.test_outputs is None for item in self.cells):
+            pytest.skip("no cell of this notebook ran")
+        nb = self.executed_notebook()
+        target = output_root() / f"test-{_current_env()}" / "executed" / self.path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        written = []
+        if self.before is not None:
+            written = output_checks.written_files(self.before, output_checks.snapshot(self.config.rootpath))
+        problems = output_checks.check_notebook(nb, written=written)
+        if problems:
+            raise NotebookProblems(f"{output_checks.format_report(self.path.name, problems)}\n"
+                                   f"executed copy: {target}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, NotebookProblems):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.path.name}::{self.name}"
+
+
+class _NoGlobals:
+    __globals__: dict[str, Any] = {}
+
+
+def _add_output_checks(items: list[pytest.Item]) -> dict[str, NotebookOutputChecks]:
+    """One NotebookOutputChecks right after each notebook's last cell item; keyed by notebook nodeid."""
+    if IPyNbCell is None:
+        return {}
+    cells: dict[pytest.Collector, list[pytest.Item]] = {}
+    for item in items:
+        if isinstance(item, IPyNbCell):
+            cells.setdefault(item.parent, []).append(item)
+    checks = {}
+    for notebook, its_cells in cells.items():
+        check = NotebookOutputChecks.from_parent(notebook, name="output checks", cells=its_cells)
+        items.insert(items.index(its_cells[-1]) + 1, check)
+        checks[notebook.nodeid] = check
+    return checks
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):  # noqa: ANN201 - a hook wrapper is a generator
+    """Before a notebook's first cell: note the repo's files; once its kernel runs: watch figures."""
+    checks = item.config.stash.get(_CHECKS, {})
+    check = checks.get(item.parent.nodeid) if IPyNbCell is not None and isinstance(item, IPyNbCell) else None
+    first = check is not None and check.before is None
+    if first:
+        from helpers import output_checks
+
+        check.before = output_checks.snapshot(item.config.rootpath)
+    outcome = yield
+    if first and outcome.excinfo is None and getattr(item.parent, "kernel", None) is not None:
+        kernel = item.parent.kernel
+        msg_id = kernel.kc.execute("%load_ext helpers.output_checks", silent=True, store_history=False)
+        kernel.await_reply(msg_id, timeout=60)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     env = _current_env()
     profile = config.getoption("--notebook-profile")
+    config.stash[_CHECKS] = _add_output_checks(items)
     notebook_envs: dict[Path, list[str]] = {}
     for item in items:
         _inject_parameters(item, profile)

@@ -3,7 +3,9 @@
 ``make run`` calls ``python -m helpers.series --env cpu --profile full`` inside the environment.
 For every notebook that declares the environment in its metadata it writes the executed copy,
 its recorded key results (see :mod:`helpers.results`) and finally ``summary.md`` and
-``summary.json`` with status, time and key results per notebook. Exit code 1 if any failed.
+``summary.json`` with status, time and key results per notebook. Every executed notebook goes
+through the output checks of :mod:`helpers.output_checks` (the same ones ``make test`` runs); a
+notebook with problems fails and the summary lists them. Exit code 1 if any failed.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers import output_checks
 from helpers.paths import REPO_ROOT, output_root
 from helpers.results import ENV_VAR, load
 
@@ -35,6 +37,8 @@ class NotebookInfo:
     minutes: int | None
     teaches: str
     legacy: bool = False  # a legacy lesson may show deprecation warnings (TorchScript, old exporter)
+    prerequisites: list[str] = field(default_factory=list)  # notebook numbers to do first, e.g. ["01"]
+    short_title: str = ""  # the name in the README's series map and in "NN — Title" references
 
     @property
     def stem(self) -> str:
@@ -61,6 +65,8 @@ def read_info(path: Path) -> NotebookInfo:
         minutes=meta.get("minutes"),
         teaches=meta.get("teaches", ""),
         legacy=bool(meta.get("legacy", False)),
+        prerequisites=[str(p) for p in meta.get("prerequisites", [])],
+        short_title=str(meta.get("short_title", "")),
     )
 
 
@@ -86,24 +92,7 @@ class NotebookRun:
     error: str = ""
     results: dict[str, Any] = field(default_factory=dict)
     deprecations: list[str] = field(default_factory=list)
-
-
-DEPRECATION = re.compile(r"\b(DeprecationWarning|FutureWarning): (.*)")
-
-
-def deprecation_warnings(executed: Path) -> list[str]:
-    """Distinct DeprecationWarning/FutureWarning lines printed by an executed notebook."""
-    import nbformat
-
-    found: list[str] = []
-    for cell in nbformat.read(executed, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            text = output.get("text", "") if output.get("output_type") == "stream" else ""
-            for match in DEPRECATION.finditer(text):
-                line = f"{match.group(1)}: {match.group(2).strip()}"[:160]
-                if line not in found:
-                    found.append(line)
-    return found
+    problems: list[str] = field(default_factory=list)  # what the output checks found
 
 
 def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> NotebookRun:
@@ -116,6 +105,7 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.unlink(missing_ok=True)
     os.environ[ENV_VAR] = str(results_path)
+    before = output_checks.snapshot()
     started = time.monotonic()
     status, error = "passed", ""
     try:
@@ -126,6 +116,7 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
             kernel_name=f"{KERNEL_PREFIX}{env}",
             cwd=str(info.path.parent),
             progress_bar=False,
+            extra_arguments=[f"--ext={output_checks.__name__}"],  # reports figures never displayed
         )
     except pm.PapermillExecutionError as exc:
         status, error = "failed", f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
@@ -133,19 +124,28 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         os.environ.pop(ENV_VAR, None)
-    deprecations = deprecation_warnings(executed) if executed.exists() else []
-    if deprecations and not info.legacy and status == "passed":
+    seconds = round(time.monotonic() - started, 1)
+    written = output_checks.written_files(before, output_checks.snapshot())
+    deprecations, problems = [], []
+    if executed.exists():
+        import nbformat
+
+        nb = nbformat.read(executed, as_version=4)
+        deprecations = output_checks.deprecation_warnings(nb)
+        problems = [str(p) for p in output_checks.check_notebook(nb, legacy=info.legacy, written=written)]
+    if problems and status == "passed":
         status = "failed"
-        error = f"deprecation warnings outside a legacy lesson: {deprecations[0]}"
+        error = f"{len(problems)} problem(s) in the executed outputs; first: {problems[0]}"
     return NotebookRun(
         notebook=info.path.name,
         title=info.title,
         status=status,
-        seconds=round(time.monotonic() - started, 1),
+        seconds=seconds,
         executed=str(executed),
         error=error,
         results=load(results_path),
         deprecations=deprecations,
+        problems=problems,
     )
 
 
@@ -162,7 +162,7 @@ def _format_value(entry: dict[str, Any]) -> str:
 
 def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path) -> Path:
     """Write summary.json and summary.md; return the markdown path."""
-    from helpers.envreport import cpu_info, package_versions
+    from helpers.hardware import cpu_info, package_versions
 
     meta = {"environment": env, "profile": profile, "cpu": cpu_info()["model"],
             "cores": cpu_info()["logical_cores"], "packages": package_versions(),
@@ -182,10 +182,17 @@ def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path
     ]
     for r in runs:
         key_results = "<br>".join(f"**{k}**: {_format_value(v)}" for k, v in r.results.items())
-        status = "✅ passed" if r.status == "passed" else f"❌ failed — {r.error}"
-        if r.deprecations:
+        status = "✅ passed" if r.status == "passed" else f"❌ failed — {r.error}".replace("|", "&#124;")
+        if r.deprecations and not any("[deprecation]" in p for p in r.problems):
             status += f" ({len(r.deprecations)} deprecation warnings: legacy lesson)"
         lines.append(f"| {r.notebook} | {status} | {r.seconds:.0f} | {key_results or '-'} |")
+    with_problems = [r for r in runs if r.problems]
+    if with_problems:
+        lines += ["", "## Problems in the executed outputs", ""]
+        for r in with_problems:
+            lines.append(f"**{r.notebook}** ({len(r.problems)}):")
+            lines += [f"- {p.replace('|', '&#124;')}" for p in r.problems]
+            lines.append("")
     lines += ["", "Executed notebooks are in `executed/`; per-notebook results in `results/`."]
     path = out_dir / "summary.md"
     path.write_text("\n".join(lines) + "\n")

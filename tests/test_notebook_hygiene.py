@@ -55,20 +55,74 @@ def test_one_parameters_cell_with_profile(path: Path) -> None:
     assert re.search(r"^profile\s*=", source, flags=re.M), "parameters cell must define `profile`"
 
 
+def headings(nb: dict) -> list[tuple[int, str]]:
+    """(cell index, text) of every level-2 heading, in order."""
+    return [
+        (i, line) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown"
+        for line in "".join(c["source"]).splitlines() if line.startswith("## ")
+    ]
+
+
+def skeleton_problems(nb: dict, number: str) -> list[str]:
+    """What differs from the skeleton: title, numbered sections, Exercises, Summary, Where to go next."""
+    markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    problems = []
+    if not (markdown and markdown[0].startswith(f"# {number} — ") and "What you will learn" in markdown[0]):
+        problems.append(f"the first cell is the title '# {number} — ...' with 'What you will learn'")
+    if not any("Prerequisites and time" in m for m in markdown):
+        problems.append("a 'Prerequisites and time' paragraph")
+    found = headings(nb)
+    names = [text for _, text in found]
+    fixed = ["## Exercises", "## Summary", "## Where to go next"]
+    numbered = [text for text in names if re.match(r"## \d+\. ", text)]
+    if not numbered or not numbered[0].startswith("## 1. "):
+        problems.append("numbered sections '## 1. ...'")
+    if [n for n in names if n in fixed] != fixed or names[-3:] != fixed:
+        problems.append(f"after the numbered sections, exactly {fixed} in this order; found {names[-4:]}")
+    elif numbered and names.index(numbered[-1]) > names.index("## Exercises"):
+        problems.append("every numbered section comes before '## Exercises'")
+    summary_cell = next((i for i, text in found if text == "## Summary"), None)
+    if summary_cell is not None:
+        late_code = [i for i, c in enumerate(nb["cells"]) if i > summary_cell and c["cell_type"] == "code"]
+        if late_code:
+            problems.append(f"no code under '## Summary' / '## Where to go next' (cells {late_code})")
+    params = parameter_cells(nb)
+    first_section = next((i for i, text in found if text.startswith("## 1. ")), None)
+    if params and first_section is not None and params[0] > first_section:
+        problems.append("the parameters cell comes before section 1")
+    return problems
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_skeleton(path: Path) -> None:
-    nb = load(path)
-    markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
-    text = "\n".join(markdown)
-    assert markdown and markdown[0].startswith(f"# {path.name[:2]} — "), "title '# NN — ...' first"
-    assert "What you will learn" in markdown[0]
-    assert re.search(r"Prerequisites and time", text), "a 'Prerequisites and time' paragraph"
-    assert re.search(r"^## 1\. ", text, flags=re.M), "numbered sections '## 1. ...'"
-    assert re.search(r"^## Summary", text, flags=re.M)
-    assert re.search(r"^## Where to go next", text, flags=re.M)
-    first_params = parameter_cells(nb)[0]
-    first_section = next(i for i, c in enumerate(nb["cells"]) if "## 1. " in "".join(c["source"]))
-    assert first_params < first_section, "the parameters cell comes before section 1"
+    assert skeleton_problems(load(path), path.name[:2]) == []
+
+
+def test_skeleton_check_catches_deviations() -> None:
+    def nb(*cells: tuple[str, str]) -> dict:
+        return {"cells": [{"cell_type": kind, "source": text, "metadata": {}} for kind, text in cells]}
+
+    title = ("markdown", "# 42 — T\n\n**What you will learn**\n\n**Prerequisites and time.** None.")
+    params = ("code", "profile = 'full'")
+    good = [title, params, ("markdown", "## 1. A"), ("code", "x = 1"), ("markdown", "## 2. B"),
+            ("markdown", "## Exercises"), ("code", "check()"), ("markdown", "## Summary\n\n- a\n\n## Where to go next")]
+    assert skeleton_problems(nb(*good), "42") == []
+    no_exercises = [c for c in good if c[1] != "## Exercises"]
+    assert skeleton_problems(nb(*no_exercises), "42")
+    numbered_exercises = [("markdown", "## 3. Exercises") if c[1] == "## Exercises" else c for c in good]
+    assert skeleton_problems(nb(*numbered_exercises), "42")
+    code_in_summary = [*good[:-1], ("markdown", "## Summary"), ("code", "show(summary)"),
+                       ("markdown", "## Where to go next")]
+    assert any("no code under" in p for p in skeleton_problems(nb(*code_in_summary), "42"))
+    section_after = [*good[:6], ("markdown", "## 3. C"), *good[6:]]
+    assert skeleton_problems(nb(*section_after), "42")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_wording_about_how_the_suite_was_built(path: Path) -> None:
+    from helpers.output_checks import check_sources
+
+    assert [str(p) for p in check_sources(load(path))] == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -79,6 +133,8 @@ def test_metadata(path: Path) -> None:
     assert isinstance(suite.get("minutes"), int) and suite["minutes"] > 0
     assert suite.get("teaches")
     assert isinstance(suite.get("legacy", False), bool)
+    assert isinstance(suite.get("prerequisites"), list), "prerequisites: notebook numbers, [] for none"
+    assert isinstance(suite.get("short_title"), str) and suite["short_title"], "short_title: its series-map name"
     assert meta["kernelspec"]["name"].startswith("inference-")
 
 

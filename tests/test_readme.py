@@ -15,6 +15,13 @@ def test_series_map_links_every_notebook() -> None:
     assert linked == present, f"README map vs notebooks/: missing {present - linked}, stale {linked - present}"
 
 
+def test_readme_speaks_of_the_product_only() -> None:
+    from helpers.output_checks import forbidden_phrases
+
+    for name in ("README.md", "CONTRIBUTING.md"):
+        assert forbidden_phrases((ROOT / name).read_text()) == [], name
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"^(make \w+)\s+#", README, flags=re.M)
     assert commands[:2] == ["make run", "make test"], commands

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from helpers import envreport, series
+from helpers import envreport, output_checks, series
 
 
 def kernel_for_this_env() -> str:
@@ -109,3 +113,65 @@ def test_every_parameters_cell_is_literal_only() -> None:
         for node in ast.parse(cell.source).body:
             assert isinstance(node, ast.Assign), f"{info.stem}: only assignments in the parameters cell"
             ast.literal_eval(node.value)  # raises ValueError on anything but a literal
+
+
+def test_output_problems_fail_a_notebook_and_are_listed_in_the_summary(tmp_path: Path) -> None:
+    """The main job runs the same output checks as make test, with the figure watcher in the kernel."""
+    kernel_for_this_env()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("profile = 'full'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("profile == 'test'"),
+                nbformat.v4.new_code_cell("from matplotlib.figure import Figure\nlost = Figure()\n"
+                                          "lost.add_subplot().plot([1, 2]);"),
+                nbformat.v4.new_code_cell("print('\\x1b[31mred\\x1b[0m')")]
+    path = tmp_path / "96_noisy.ipynb"
+    nbformat.write(nb, path)
+    info = series.NotebookInfo(path=path, title="noisy", environments=["cpu"], minutes=1, teaches="-")
+    run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
+    assert run.status == "failed" and "problem(s) in the executed outputs" in run.error
+    found = "\n".join(run.problems)
+    assert "[bare-result]" in found and "[ansi]" in found
+    assert "[figure-not-shown]" in found and "`lost`" in found
+    text = series.write_summary([run], "cpu", "test", tmp_path / "out").read_text()
+    assert "## Problems in the executed outputs" in text and "[figure-not-shown]" in text
+
+
+def test_papermill_cli_alone_runs_a_real_notebook_in_the_test_profile(tmp_path: Path) -> None:
+    """`papermill notebooks/00_... out.ipynb -p profile test -k inference-<env>`: no harness, no variables."""
+    kernel = kernel_for_this_env()
+    papermill = Path(sys.executable).with_name("papermill")
+    out = tmp_path / "out.ipynb"
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("INFERENCE_SUITE_")}
+    proc = subprocess.run(
+        [str(papermill), str(series.NOTEBOOKS / "00_environment_check.ipynb"), str(out), "-p", "profile", "test",
+         "-k", kernel, "--cwd", str(series.NOTEBOOKS)],
+        capture_output=True, text=True, env=variables, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "unknown parameter" not in proc.stderr, proc.stderr  # papermill found `profile` to override
+    executed = nbformat.read(out, as_version=4)
+    [injected] = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert 'profile = "test"' in injected.source
+    assert not [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+@pytest.mark.parametrize("info", series.discover(), ids=lambda i: i.stem)
+def test_papermill_reads_every_parameter(info: series.NotebookInfo, caplog: pytest.LogCaptureFixture) -> None:
+    """papermill infers each notebook's parameters (``--help-notebook``) without "Unable to parse" warnings."""
+    import papermill
+
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        parameters = papermill.inspect_notebook(str(info.path))
+    assert "profile" in parameters
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_summary_problem_lines_keep_the_table_intact(tmp_path: Path) -> None:
+    run = series.NotebookRun(notebook="95_x.ipynb", title="x", status="failed", seconds=1.0, executed="-",
+                             error="1 problem(s); first: a | b", problems=["cell 1: [ansi] a | b"])
+    text = series.write_summary([run], "cpu", "test", tmp_path).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 95_x.ipynb"))
+    assert row.count(" | ") == 3, row
+    assert output_checks.RULES["ansi"] and "- cell 1: [ansi] a &#124; b" in text
