@@ -98,6 +98,8 @@ _NATIVE_LOG = re.compile(
 _IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "application/pdf", "image/gif")
 _TABLE_CELL = re.compile(r"<t[dh][^>]*>(.*?)</t[dh]>", re.DOTALL)
 PANDAS_DEFAULT_COLWIDTH = 50
+# A cell pandas cut at the default width: 46 characters + "..." in pandas 3's HTML, 47 + "..." before.
+_CUT_LENGTHS = {PANDAS_DEFAULT_COLWIDTH - 1, PANDAS_DEFAULT_COLWIDTH}
 
 # Directories never compared by the files-written check: generated output, environments, caches.
 SKIP_DIRS = {".git", ".venvs", "outputs", "__pycache__", ".ipynb_checkpoints", ".pytest_cache",
@@ -234,7 +236,7 @@ def _cell_output_problems(cell: Mapping[str, Any], *, legacy: bool) -> Iterator[
             if where == "text/html" and 'class="dataframe"' in text:
                 for value in _TABLE_CELL.findall(text):
                     value = html.unescape(re.sub(r"<[^>]+>", "", value)).strip()
-                    if len(value) == PANDAS_DEFAULT_COLWIDTH and value.endswith("..."):
+                    if len(value) in _CUT_LENGTHS and value.endswith("..."):
                         yield "table-cut", f"\"{value}\" — set pd.options.display.max_colwidth"
         yield from _figure_problems(output, has_image)
         plain = _plain_only(output)

@@ -63,7 +63,8 @@ def test_clean_notebook_has_no_problems() -> None:
         code(stream("hello\nloss 0.1\n"), result({"text/plain": "42"}),
              source="torch.manual_seed(0)  # a fixed seed\nprint('hello')"),
         code(shown_figure, result({"image/png": PNG, "text/plain": "<Axes: title={'center': 'p50'}>"})),
-        code(banner, widget, display({"text/html": FRAME_HTML.format("short note"), "text/plain": "..."})),
+        code(banner, widget, display({"text/html": FRAME_HTML.format("short note"), "text/plain": "..."}),
+             display({"text/html": FRAME_HTML.format("x" * 76 + "..."), "text/plain": "..."})),
         code(stream("std::vector<int> and a < b > c\n", name="stderr"), result({"text/plain": "(True, False)"})),
         code(stream("(pid) is the process id; E1201 is an error code\nRay shut down in 4.8 s\n")),
         code(result({"text/plain": "np.float64(0.5)"}), source="np.float64(0.5)"),
@@ -99,6 +100,7 @@ def test_clean_notebook_has_no_problems() -> None:
                                    name="stderr"))),
         ("native-log", code(stream("E1201 10:00:00.123456  1234 session.cc:42] failed\n", name="stderr"))),
         ("table-cut", code(display({"text/html": FRAME_HTML.format("x" * 47 + "..."), "text/plain": "..."}))),
+        ("table-cut", code(display({"text/html": FRAME_HTML.format("x" * 46 + "..."), "text/plain": "..."}))),
         ("forbidden-phrase", code(stream("see the suite's FACTS for the measured numbers\n"))),
         ("forbidden-phrase", code(display({"text/html": "<b>Goal: 2x speed-up not reached</b>",
                                            "text/plain": "<IPython.core.display.HTML object>"}))),
@@ -113,6 +115,15 @@ def test_clean_notebook_has_no_problems() -> None:
 def test_each_rule_fires(rule: str, cell: nbformat.NotebookNode) -> None:
     found = rules(notebook(cell))
     assert rule in found, found
+
+
+def test_table_cut_matches_what_this_pandas_does() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"note": ["a long explanation " * 10, "short"]})
+    cut = notebook(code(display({"text/html": frame._repr_html_(), "text/plain": "..."})))
+    assert rules(cut) == ["table-cut"]
+    with pd.option_context("display.max_colwidth", 300):
+        assert rules(notebook(code(display({"text/html": frame._repr_html_(), "text/plain": "..."})))) == []
 
 
 def test_problems_name_the_cell_and_what_was_seen() -> None:
