@@ -1,24 +1,38 @@
 # Two commands a newcomer needs (each sets up its own environment first):
 #   make run    execute the notebook series (ENV=cpu|gpu|openvino, PROFILE=full|test)
 #   make test   unit tests + every notebook in the test profile (ENVS=all|cpu|gpu|openvino)
+# More: make setup (environments + kernels), make lab, make kernels, make lock, make site, make lint.
 ENV ?= cpu
 ENVS ?= all
 PROFILE ?= full
 PYTHON ?= python3
+# pip or uv (default: scripts/suite.py's choice); e.g. `make setup INSTALLER=uv`
+INSTALLER ?=
+export INSTALLER
+SUITE = $(PYTHON) scripts/suite.py
 
-.PHONY: run test setup lab site lint
+.PHONY: run test setup lab kernels lock site lint
 
 run:
-	$(PYTHON) scripts/suite.py run --env $(ENV) --profile $(PROFILE)
+	$(SUITE) run --env $(ENV) --profile $(PROFILE)
 
 test:
-	$(PYTHON) scripts/suite.py test --env $(ENVS)
+	$(SUITE) test --env $(ENVS)
 
 setup:
-	$(PYTHON) scripts/suite.py setup --env $(ENVS)
+	$(SUITE) setup --env $(ENVS)
 
 lab:
-	$(PYTHON) scripts/suite.py lab --env $(ENV)
+	$(SUITE) lab --env $(ENV)
+
+# Register the kernels of the environments already set up, for your user as well (every Jupyter
+# front end then finds them); `make setup` does this too.
+kernels:
+	$(SUITE) kernels --env $(ENVS)
+
+# Regenerate requirements/lock/<env>.txt from clean resolves (after changing requirements/).
+lock:
+	$(SUITE) lock --env $(ENVS)
 
 site:
 	.venvs/$(ENV)/bin/python -m helpers.site

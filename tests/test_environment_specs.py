@@ -1,4 +1,10 @@
-"""The three environments are specified once (requirements/) and referenced by the conda specs."""
+"""The three environments are specified once (requirements/) and referenced by the conda specs.
+
+base.txt is the common core; gpu.txt and openvino.txt add only their ONNX Runtime package, cpu.txt
+adds its ONNX Runtime package and what only the cpu environment runs. The full locks
+(requirements/lock/) are tested in test_locks.py, each environment's needs in
+test_environment_needs.py.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,9 @@ REQUIRED = {
     "ipywidgets", "ipykernel", "pillow", "nbval", "papermill", "pytest", "numpy", "pandas",
     "matplotlib", "tqdm", "safetensors",
 }
+# Only the cpu environment runs the notebooks and tests that use these (serving, GGUF conversion,
+# the browser test): they must stay out of the core the gpu and openvino environments install.
+CPU_ONLY = {"ray", "playwright", "gguf", "accelerate", "fastapi", "uvicorn"}
 
 
 def canonical(name: str) -> str:
@@ -59,7 +68,7 @@ def test_requirements_parse_and_are_pinned(env: str) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_exactly_one_onnxruntime_package(env: str) -> None:
     names = {canonical(r.name) for r in read_requirements(REQ / f"{env}.txt")}
-    ort = {n for n in names if n.startswith("onnxruntime")}
+    ort = names & set(ORT_PACKAGES.values())  # onnxruntime-genai/-extensions are add-ons, not builds
     assert ort == {ORT_PACKAGES[env]}, (
         f"{env} must list exactly {ORT_PACKAGES[env]!r} (the onnxruntime packages overwrite each "
         f"other's files), found {sorted(ort)}"
@@ -73,7 +82,23 @@ def test_environments_share_one_base() -> None:
         text = (REQ / f"{env}.txt").read_text()
         assert re.search(r"^-r base\.txt$", text, flags=re.M), f"{env}.txt must include base.txt"
         own = {canonical(r.name) for r in read_requirements(REQ / f"{env}.txt")} - set(base)
-        assert own == {ORT_PACKAGES[env]}, f"{env}.txt may only add its ORT package, adds {own}"
+        if env == "cpu":
+            assert ORT_PACKAGES[env] in own, own
+        else:
+            assert own == {ORT_PACKAGES[env]}, f"{env}.txt may only add its ORT package, adds {own}"
+
+
+def test_the_core_leaves_out_what_only_cpu_runs() -> None:
+    base = {canonical(r.name) for r in read_requirements(REQ / "base.txt")}
+    assert not base & CPU_ONLY, f"base.txt installs cpu-only packages everywhere: {base & CPU_ONLY}"
+    cpu = {canonical(r.name) for r in read_requirements(REQ / "cpu.txt")}
+    assert cpu >= CPU_ONLY, f"cpu.txt lacks {CPU_ONLY - cpu}"
+
+
+def test_the_test_client_gets_httpx2() -> None:
+    """starlette's TestClient (notebook 07, the serving tests) warns when it falls back to httpx."""
+    cpu = {canonical(r.name) for r in read_requirements(REQ / "cpu.txt")}
+    assert {"fastapi", "httpx2"} <= cpu
 
 
 def test_model_packages_are_pinned() -> None:
@@ -94,6 +119,9 @@ def test_conda_spec_points_at_the_requirements(env: str) -> None:
     pip_entries = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
     includes = [e for e in pip_entries if e.startswith("-r ")]
     assert includes == [f"-r ../requirements/{env}.txt"], pip_entries
+    constraints = [e for e in pip_entries if e.startswith("-c ")]
+    assert constraints == [f"-c ../requirements/lock/{env}.txt"], "the conda spec installs the lock"
+    assert (path.parent / constraints[0][3:]).resolve().is_file()
     for entry in includes:
         target = (path.parent / entry[3:]).resolve()
         assert target.is_file(), f"{path.name} points at a missing file {target}"
@@ -107,6 +135,7 @@ def test_conda_spec_points_at_the_requirements(env: str) -> None:
 def test_no_stray_environment_files() -> None:
     assert sorted(p.stem for p in (ROOT / "environments").glob("*.yml")) == sorted(ENVIRONMENTS)
     assert sorted(p.stem for p in REQ.glob("*.txt")) == sorted([*ENVIRONMENTS, "base", "models"])
+    assert sorted(p.stem for p in (REQ / "lock").glob("*.txt")) == sorted(ENVIRONMENTS)
 
 
 def test_breaking_a_spec_is_caught(tmp_path: Path) -> None:
@@ -115,4 +144,14 @@ def test_breaking_a_spec_is_caught(tmp_path: Path) -> None:
     broken = tmp_path / "openvino.txt"
     broken.write_text((REQ / "openvino.txt").read_text() + "onnxruntime==1.32.0\n")
     names = {canonical(r.name) for r in read_requirements(broken)}
-    assert {n for n in names if n.startswith("onnxruntime")} != {ORT_PACKAGES["openvino"]}
+    assert names & set(ORT_PACKAGES.values()) != {ORT_PACKAGES["openvino"]}
+
+
+def test_pre_commit_hooks_run_the_pinned_tools() -> None:
+    """.pre-commit-config.yaml: nbstripout (keeping cell ids) and ruff at the environments' pin."""
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = {h["id"]: h for repo in config["repos"] for h in repo["hooks"]}
+    assert {"nbstripout", "ruff"} <= set(hooks), sorted(hooks)
+    ruff = next(r for r in read_requirements(REQ / "cpu.txt") if canonical(r.name) == "ruff")
+    assert hooks["ruff"]["additional_dependencies"] == [f"ruff{ruff.specifier}"]
+    assert "--keep-id" in hooks["nbstripout"]["entry"], "cell ids must survive the hook"
