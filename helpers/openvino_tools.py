@@ -296,10 +296,10 @@ def _check_device(core: Any, device: str, strict: bool) -> tuple[str, str | None
     base = device.split(":")[0].split(".")[0].upper()
     if base in _VIRTUAL_DEVICES or any(d.split(".")[0] == base for d in available):
         return device, None
-    message = (f"OpenVINO device {device!r} was requested but this machine has {available}; "
-               f"compiling for 'CPU' instead.")
+    message = f"OpenVINO device {device!r} was requested but this machine has {available}"
     if strict:
-        raise ProviderUnavailableError(message)
+        raise ProviderUnavailableError(f"{message}; strict=True, so nothing was compiled.")
+    message += "; compiling for 'CPU' instead."
     warnings.warn(message, ProviderFallbackWarning, stacklevel=3)
     banner(f"OpenVINO: {device} unavailable, running on CPU", message, kind="warning")
     return "CPU", f"{device} not available (devices: {available}); compiled for CPU"
@@ -795,14 +795,20 @@ def run_benchmark_app(
 
 
 def auto_device_report(
-    model: str | Path | Any, *, hint: str = "LATENCY", core: Any = None
+    model: str | Path | Any,
+    *,
+    hint: str = "LATENCY",
+    config: Mapping[str, Any] | None = None,
+    core: Any = None,
 ) -> dict[str, Any]:
     """Compile ``model`` for ``AUTO`` and report what it picked and what it could choose from.
 
     Keys: ``available_devices``, ``device_names`` (``FULL_DEVICE_NAME`` of each), ``gpu_present``
     (an OpenVINO ``GPU`` device is listed), ``priorities`` (``MULTI_DEVICE_PRIORITIES``: AUTO's
     candidates, best first), ``execution_devices`` (what the compiled model runs on),
-    ``performance_hint``, ``compile_s``. ``AUTO`` prefers a GPU; without one it compiles for
+    ``performance_hint``, ``compile_s`` and ``compiled`` (the compiled model). ``config`` adds
+    properties that AUTO passes on to the device it picks (e.g. ``INFERENCE_PRECISION_HINT``).
+    ``AUTO`` prefers a GPU; without one it compiles for
     the CPU. (With a GPU and the LATENCY hint it may start on the CPU while the GPU compiles —
     ``EXECUTION_DEVICES`` then lists both.)
     """
@@ -816,7 +822,7 @@ def auto_device_report(
             names[dev] = core.get_property(dev, "FULL_DEVICE_NAME")
     source = str(model) if isinstance(model, (str, Path)) else model
     t0 = time.perf_counter()
-    compiled = core.compile_model(source, "AUTO", {"PERFORMANCE_HINT": hint.upper()})
+    compiled = core.compile_model(source, "AUTO", {"PERFORMANCE_HINT": hint.upper(), **(config or {})})
     seconds = time.perf_counter() - t0
     settings = compiled_settings(compiled, ("EXECUTION_DEVICES", "PERFORMANCE_HINT",
                                             "MULTI_DEVICE_PRIORITIES"))

@@ -16,14 +16,15 @@ from fastapi.testclient import TestClient
 
 from helpers import kserve
 from helpers.runners import Runner, TensorSpec, ort_runner
-from helpers.serving import ImageClassifier, create_app, serve_in_background, toy_classifier_onnx
+from helpers.serving import ImageClassifier, create_app, serve_in_background
+from helpers.tiny_models import tiny_classifier_onnx
 
 CLASSES = 5
 
 
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory: pytest.TempPathFactory):
-    return toy_classifier_onnx(tmp_path_factory.mktemp("kserve") / "toy.onnx", num_classes=CLASSES)
+    return tiny_classifier_onnx(tmp_path_factory.mktemp("kserve") / "toy.onnx", num_classes=CLASSES)
 
 
 @pytest.fixture(scope="module")

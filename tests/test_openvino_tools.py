@@ -16,14 +16,14 @@ from helpers.runners import (
     ProviderUnavailableError,
     openvino_runner,
 )
-from helpers.serving import toy_classifier_onnx
+from helpers.tiny_models import tiny_classifier_onnx
 
 pytest.importorskip("openvino")
 
 
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory: pytest.TempPathFactory):
-    return toy_classifier_onnx(tmp_path_factory.mktemp("ov") / "toy.onnx", num_classes=6)
+    return tiny_classifier_onnx(tmp_path_factory.mktemp("ov") / "toy.onnx", num_classes=6)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers.serving import toy_classifier_onnx
+from helpers.tiny_models import tiny_classifier_onnx
 from helpers.triton import (
     ConfigError,
     export_model_repository,
@@ -28,7 +28,7 @@ LABEL_FILE = "étiquettes_猫.txt"
 
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory: pytest.TempPathFactory):
-    return toy_classifier_onnx(tmp_path_factory.mktemp("triton") / "toy.onnx", num_classes=7)
+    return tiny_classifier_onnx(tmp_path_factory.mktemp("triton") / "toy.onnx", num_classes=7)
 
 
 def failed_checks(repository, name: str) -> dict[str, str]:
