@@ -8,7 +8,8 @@ Each runtime has its own profiler, and each speaks its own dialect:
   ``aten::convolution`` calls ``aten::mkldnn_convolution``...).
 - OpenVINO: ``PERF_COUNT`` (``openvino.properties.enable_profiling``) makes
   ``InferRequest.get_profiling_info()`` return one entry per layer of the *compiled* graph, with
-  the kernel that ran it (``exec_type``, e.g. ``brgconv_avx2_f32``).
+  the kernel that ran it (``exec_type``, e.g. ``brgconv_avx2_f32``) and its average time over
+  the inferences so far.
 
 The readers turn each into the same table, one row per operator type, per inference:
 
@@ -34,7 +35,8 @@ nothing is counted twice.
 model: a **dedicated, profiled** session (or profiler context), warm-up, the profiled runs, the
 trace written to disk, the table. The profiled session is discarded afterwards: profiling adds
 overhead to every call, so timings always come from separate, unprofiled runners.
-:func:`by_category`, :func:`compare_profiles` and :func:`plot_top_operators` read the tables.
+:func:`by_category`, :func:`compare_profiles`, :func:`explain_gap` and :func:`plot_top_operators`
+read the tables.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +62,10 @@ __all__ = [
     "profile_ort",
     "profile_torch",
     "profile_openvino",
+    "Gap",
     "by_category",
     "compare_profiles",
+    "explain_gap",
     "top_operators",
     "plot_top_operators",
 ]
@@ -195,9 +200,16 @@ def from_torch_profiler(prof: Any, *, trace: str | Path | None = None) -> pd.Dat
                   trace=Path(trace) if trace else None)
 
 
-def from_openvino(per_run: Sequence[Sequence[Any]], *, by: str = "node_type",
+def from_openvino(infos: Sequence[Any], *, runs: int = 1, warmup_infos: Sequence[Any] = (),
+                  warmup: int = 0, by: str = "node_type",
                   trace: str | Path | None = None) -> pd.DataFrame:
-    """Read OpenVINO's per-layer counters: one ``InferRequest.get_profiling_info()`` list per run.
+    """Read OpenVINO's per-layer counters (``InferRequest.get_profiling_info()``).
+
+    OpenVINO's CPU plugin reports, for each layer, its **average** time over every inference
+    of the compiled model so far (all requests together). ``infos`` is read after
+    ``warmup + runs`` inferences and ``warmup_infos`` after the first ``warmup``; each layer
+    then counts with its mean over the ``runs`` inferences in between:
+    ``((warmup + runs) * average_now - warmup * average_then) / runs``.
 
     Layers that did not run (``NOT_RUN``, ``OPTIMIZED_OUT``: fused into a neighbour or
     removed) are left out. ``by="node_type"`` groups by the layer type (``Convolution``);
@@ -206,13 +218,24 @@ def from_openvino(per_run: Sequence[Sequence[Any]], *, by: str = "node_type",
     """
     if by not in ("node_type", "exec_type"):
         raise ValueError(f"by must be 'node_type' or 'exec_type', got {by!r}")
+    if runs < 1 or warmup < 0 or (warmup and not warmup_infos):
+        raise ValueError("runs must be >= 1, warmup >= 0, and warmup_infos given when warmup > 0")
+
     def key(info: Any) -> str:
         return info.node_type if by == "node_type" else f"{info.node_type}: {info.exec_type}"
 
-    rows = [(key(info), info.node_name, info.real_time.total_seconds() * 1e6)
-            for infos in per_run for info in infos if _executed(info)]
-    return _table(rows, runtime="openvino", runs=len(per_run),
-                  trace=Path(trace) if trace else None)
+    def micros(info: Any) -> float:
+        return info.real_time.total_seconds() * 1e6
+
+    before = {info.node_name: micros(info) for info in warmup_infos}
+    rows = []
+    for info in infos:
+        if _executed(info):
+            total = (warmup + runs) * micros(info) - warmup * before.get(info.node_name, 0.0)
+            rows.append((key(info), info.node_name, max(total / runs, 0.0)))
+    frame = _table(rows, runtime="openvino", runs=1, trace=Path(trace) if trace else None)
+    frame.attrs["runs"] = runs
+    return frame
 
 
 def _executed(info: Any) -> bool:
@@ -345,10 +368,10 @@ def profile_openvino(
 ) -> pd.DataFrame:
     """Profile an ONNX or OpenVINO IR model on OpenVINO's CPU plugin with ``PERF_COUNT``.
 
-    A dedicated compiled model (``enable_profiling``, ``threads`` inference threads,
-    ``precision`` as the inference precision hint: ``f32`` or ``bf16``) runs ``warmup + runs``
-    inferences; the counters of the profiled runs are written to ``<output_dir>/<name>.csv``
-    (one row per layer and run: name, type, kernel, status, microseconds).
+    A dedicated compiled model (``enable_profiling``, the ``LATENCY`` hint, ``threads`` inference
+    threads, ``precision`` as the inference precision hint: ``f32`` or ``bf16``) runs ``warmup + runs``
+    inferences; the counters (running averages, see :func:`from_openvino`) after the warm-up and
+    at the end are written to ``<output_dir>/<name>.csv``, one row per layer.
     """
     import openvino as ov
     import openvino.properties as props
@@ -357,7 +380,8 @@ def profile_openvino(
     _check_runs(runs, warmup)
     core = ov.Core()
     config = {props.enable_profiling: True, props.inference_num_threads: threads,
-              hints.inference_precision: precision}
+              hints.inference_precision: precision,
+              hints.performance_mode: hints.PerformanceMode.LATENCY}
     compiled = core.compile_model(str(model_path), "CPU", config)
     request = compiled.create_infer_request()
     feed = {}
@@ -367,21 +391,26 @@ def profile_openvino(
         if key is None:
             raise KeyError(f"no input for {sorted(names)}; got {sorted(inputs)}")
         feed[port] = inputs[key]
-    per_run = []
-    for i in range(warmup + runs):
+    for _ in range(warmup):
         request.infer(feed)
-        if i >= warmup:
-            per_run.append(request.get_profiling_info())
+    after_warmup = request.get_profiling_info() if warmup else []
+    for _ in range(runs):
+        request.infer(feed)
+    infos = request.get_profiling_info()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     trace = out / f"{name}.csv"
+    frame = from_openvino(infos, runs=runs, warmup_infos=after_warmup, warmup=warmup, by=by,
+                          trace=trace)
+    before = {p.node_name: p.real_time.total_seconds() * 1e6 for p in after_warmup}
     pd.DataFrame([
-        {"run": r, "node_name": p.node_name, "node_type": p.node_type, "exec_type": p.exec_type,
-         "status": str(p.status).rsplit(".", 1)[-1], "real_time_us": p.real_time.total_seconds() * 1e6}
-        for r, infos in enumerate(per_run) for p in infos
+        {"node_name": p.node_name, "node_type": p.node_type, "exec_type": p.exec_type,
+         "status": str(p.status).rsplit(".", 1)[-1], "avg_us_after_warmup": before.get(p.node_name),
+         "avg_us_at_end": p.real_time.total_seconds() * 1e6}
+        for p in infos
     ]).to_csv(trace, index=False)
     del request, compiled  # profiled models are never reused for timing
-    return from_openvino(per_run, by=by, trace=trace)
+    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,6 +464,58 @@ def compare_profiles(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     table["change"] = table.apply(change, axis=1)
     table = table.sort_values(["time_ms_before", "time_ms_after"], ascending=False)
     return table.reset_index()
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A measured speed difference and where the profiles put it (see :func:`explain_gap`)."""
+
+    ratio: float  # base time / other time: > 1 means `other` is faster
+    biggest: str  # the category with the largest difference in profiled time
+    title: str
+    body: str
+
+
+def explain_gap(categories: pd.DataFrame, timed_ms: Mapping[str, float], base: str, other: str,
+                *, level: float = 0.05, top: int = 3) -> Gap:
+    """Sentences about why ``other`` is faster or slower than ``base``, from numbers of this run.
+
+    ``categories``: :func:`by_category` of both profiles (columns ``base`` and ``other``);
+    ``timed_ms``: unprofiled latencies (e.g. p50) by the same labels. The title states the
+    timed ratio (within ``level``, 5 %, the two are called level); the body names the ``top``
+    categories with the largest profiled differences, the categories ``other`` does not run
+    at all (their work is done inside other operators, or was a no-op), and the biggest
+    category's share of each profile.
+    """
+    for label in (base, other):
+        if label not in categories.columns or label not in timed_ms:
+            raise KeyError(f"{label!r} must be a column of categories and a key of timed_ms")
+    ratio = float(timed_ms[base]) / float(timed_ms[other])
+    verdict = ("faster than" if ratio > 1 + level else "slower than" if ratio < 1 / (1 + level)
+               else "level with")
+    title = (f"{other} is {verdict} {base}: {ratio:.2f}x (timed {float(timed_ms[other]):.2f} vs "
+             f"{float(timed_ms[base]):.2f} ms)")
+    per = categories.drop(index="total", errors="ignore")
+    diff = (per[base] - per[other]).abs().sort_values(ascending=False)
+    biggest = str(diff.index[0])
+    largest = [f"{c} ({per.loc[c, base]:.3f} → {per.loc[c, other]:.3f} ms)"
+               for c in diff.index[:top] if diff[c] > 0]
+    body = (f"Per inference, profiled, from {base} to {other}, the largest differences are in "
+            f"{_join(largest)}." if largest else "The profiles spend the same time in every category.")
+    absent = [str(c) for c in per.index if per.loc[c, base] > 0 and per.loc[c, other] == 0]
+    if absent:
+        body += (f" {other}'s profile has no {_join(absent)} operators at all: that work happens "
+                 "inside other operators (folded or fused), or was a no-op.")
+    totals = per.sum()
+    if totals[base] > 0 and totals[other] > 0:
+        body += (f" {biggest.capitalize()} is {per.loc[biggest, other] / totals[other]:.0%} of "
+                 f"{other}'s operator time and {per.loc[biggest, base] / totals[base]:.0%} of {base}'s.")
+    return Gap(ratio, biggest, title, body)
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def top_operators(profile: pd.DataFrame, n: int = 10) -> pd.DataFrame:

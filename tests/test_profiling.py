@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import export, profiling, runners, toy_models
+from helpers import export, profiling, runners, tiny_models
 
 matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    model = toy_models.TinyClassifier().eval()
-    x = toy_models.example_images(batch=2, size=16)
+    model = tiny_models.TinyClassifier().eval()
+    x = tiny_models.example_images(batch=2, size=16)
     folder = tmp_path_factory.mktemp("profiles")
     path = export.export_onnx(model, (x,), folder / "tiny.onnx", input_names=["images"],
                               output_names=["logits"])
@@ -130,18 +130,28 @@ def _info(name, node_type, exec_type, us, status="EXECUTED"):
                            real_time=timedelta(microseconds=us), status=f"Status.{status}")
 
 
-def test_openvino_reader_drops_layers_that_did_not_run():
-    run = [_info("conv", "Convolution", "brgconv_avx2_f32", 100),
+def test_openvino_reader_takes_the_mean_of_the_profiled_runs():
+    # OpenVINO's counters are averages over every inference so far: after 1 warm-up run a layer
+    # shows 100 us; after 1 + 2 runs, 40 us -> the two profiled runs took (3 * 40 - 100) / 2 = 10 us.
+    warm = [_info("conv", "Convolution", "brgconv_avx2_f32", 100), _info("fc", "FullyConnected", "gemm_mlas_f32", 8)]
+    end = [_info("conv", "Convolution", "brgconv_avx2_f32", 40),
            _info("relu", "Relu", "undef", 0, "NOT_RUN"),
-           _info("fc", "FullyConnected", "gemm_mlas_f32", 50)]
-    frame = profiling.from_openvino([run, run])
+           _info("fc", "FullyConnected", "gemm_mlas_f32", 6)]
+    frame = profiling.from_openvino(end, runs=2, warmup_infos=warm, warmup=1)
     _check_shape(frame, "openvino")
-    assert list(frame.op_type) == ["Convolution", "FullyConnected"]
+    rows = frame.set_index("op_type")
+    assert list(rows.index) == ["Convolution", "FullyConnected"]  # Relu did not run
+    assert rows.loc["Convolution", "time_ms"] == pytest.approx(10 / 1e3)
+    assert rows.loc["FullyConnected", "time_ms"] == pytest.approx(5 / 1e3)
     assert list(frame.calls) == [1, 1] and frame.attrs["runs"] == 2
-    kernels = profiling.from_openvino([run], by="exec_type")
+    no_warmup = profiling.from_openvino(end, runs=3)
+    assert no_warmup.set_index("op_type").loc["Convolution", "time_ms"] == pytest.approx(40 / 1e3)
+    kernels = profiling.from_openvino(end, by="exec_type")
     assert list(kernels.op_type) == ["Convolution: brgconv_avx2_f32", "FullyConnected: gemm_mlas_f32"]
     with pytest.raises(ValueError, match="by must be"):
-        profiling.from_openvino([run], by="layer")
+        profiling.from_openvino(end, by="layer")
+    with pytest.raises(ValueError, match="warmup_infos"):
+        profiling.from_openvino(end, runs=2, warmup=1)
 
 
 def test_profile_openvino(tiny):
@@ -152,9 +162,9 @@ def test_profile_openvino(tiny):
     _check_shape(frame, "openvino")
     assert frame.set_index("op_type").loc["Convolution", "calls"] == 2
     counters = pd.read_csv(folder / "openvino.csv")
-    assert set(counters.run) == {0, 1, 2} and "EXECUTED" in set(counters.status)
     executed = counters[counters.status == "EXECUTED"]
-    assert executed.groupby("run").size().eq(frame.calls.sum()).all()  # every executed layer, every run
+    assert len(executed) == frame.calls.sum()  # every executed layer, once per inference
+    assert executed.avg_us_after_warmup.notna().all() and (executed.avg_us_at_end >= 0).all()
     with pytest.raises(KeyError, match="no input for"):
         profiling.profile_openvino(path, {"pixels": x.numpy()}, folder)
 
@@ -185,3 +195,20 @@ def test_empty_profile_keeps_the_shape():
     frame = _frame("pytorch", [])
     assert list(frame.columns) == profiling.COLUMNS and frame.attrs["total_ms"] == 0.0
     assert np.isclose(profiling.by_category({"x": _frame("x", [("Add", 5)])}).loc["total", "x"], 0.005)
+
+
+def test_explain_gap_states_the_timed_ratio_and_the_profiled_differences():
+    eager = _frame("pytorch", [("aten::conv2d", 900), ("aten::batch_norm", 200), ("aten::linear", 50)])
+    ort = _frame("onnxruntime", [("Conv", 400), ("Gemm", 50)])
+    categories = profiling.by_category({"eager": eager, "ort": ort})
+    gap = profiling.explain_gap(categories, {"eager": 2.0, "ort": 1.0}, "eager", "ort")
+    assert gap.ratio == pytest.approx(2.0) and gap.biggest == "convolution"
+    assert gap.title.startswith("ort is faster than eager: 2.00x")
+    assert "convolution (0.900 → 0.400 ms)" in gap.body and "normalization (0.200 → 0.000 ms)" in gap.body
+    assert "no normalization operators" in gap.body and "matmul" not in gap.body.split("operators at all")[0]
+    level = profiling.explain_gap(categories, {"eager": 1.0, "ort": 0.98}, "eager", "ort")
+    assert "level with" in level.title
+    slower = profiling.explain_gap(categories, {"eager": 1.0, "ort": 2.0}, "eager", "ort")
+    assert "slower than" in slower.title and slower.ratio == pytest.approx(0.5)
+    with pytest.raises(KeyError):
+        profiling.explain_gap(categories, {"eager": 1.0}, "eager", "ort")
