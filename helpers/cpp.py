@@ -285,12 +285,19 @@ def ort_sdk(*, download: bool = True, progress: bool = True) -> OrtSdk:
     if not download:
         raise OrtSdkUnavailable(f"ONNX Runtime's C/C++ SDK is not in {root} and download=False")
     try:
+        # Everything lands in a private folder first and is moved into place whole, so a second
+        # process (a notebook next to the tests) never sees half a library.
         with tempfile.TemporaryDirectory(dir=root) as tmp:
             deb, tgz = Path(tmp) / "headers.deb", Path(tmp) / "library.tgz"
             _download(hdr_pkg, deb, progress=progress)
-            _extract_headers(deb, include_dir)
+            _extract_headers(deb, Path(tmp) / "include")
             _download(lib_pkg, tgz, progress=progress)
-            _extract_library(tgz, f"package/bin/napi-v6/linux/{arch}/libonnxruntime.so.1", library)
+            _extract_library(tgz, f"package/bin/napi-v6/linux/{arch}/libonnxruntime.so.1",
+                             Path(tmp) / "lib" / library.name)
+            if not include_dir.exists():
+                (Path(tmp) / "include").replace(include_dir)
+            library.parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / "lib" / library.name).replace(library)
     except (urllib.error.URLError, OSError) as error:
         raise OrtSdkUnavailable(
             f"could not fetch ONNX Runtime's C/C++ SDK ({type(error).__name__}: {error}); tried "
