@@ -84,11 +84,10 @@ def test_gpu_and_openvino_are_smaller_than_cpu() -> None:
         assert not {"ray", "playwright", "gguf", "accelerate"} & set(lock(env)), env
 
 
-def test_a_changed_lock_makes_the_environment_stale(tmp_path: Path) -> None:
+def test_a_changed_lock_makes_the_environment_stale() -> None:
     """The set-up fingerprint covers the lock, so editing it triggers a new set-up."""
     assert suite.lock_path("gpu") in suite.requirement_files("gpu")
-    assert suite.setup_fingerprint("gpu", "pip") != suite.setup_fingerprint("openvino", "pip")
-    assert suite.setup_fingerprint("gpu", "pip") != suite.setup_fingerprint("gpu", "uv")
+    assert suite.setup_fingerprint("gpu") != suite.setup_fingerprint("openvino")
 
 
 # --- the set-up's own pieces --------------------------------------------------------------------
@@ -108,6 +107,19 @@ def test_set_up_refuses_an_unsupported_python_and_says_why() -> None:
     message = str(info.value)
     assert "3.12.1" in message and "3.11 only" in message and "wheels" in message
     assert "PYTHON=python3.11" in message
+
+
+def test_installer_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """INSTALLER=pip gives pip; uv is pinned for its bootstrap; an unknown name is refused."""
+    assert suite.choose_installer("pip").name == "pip"
+    assert set(suite.parse_pins((suite.REQUIREMENTS / "uv.txt").read_text())) == {"uv"}
+    with pytest.raises(SystemExit, match="choose auto, pip or uv"):
+        suite.choose_installer("conda")
+    monkeypatch.setattr(suite.shutil, "which", lambda name: None)
+    monkeypatch.setattr(suite, "bootstrap_uv", lambda: None)
+    assert suite.choose_installer("auto").name == "pip", "falls back to pip without uv"
+    with pytest.raises(SystemExit, match="INSTALLER=uv"):
+        suite.choose_installer("uv")
 
 
 def test_uv_gets_the_indexes_pip_is_configured_with() -> None:
