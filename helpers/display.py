@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import sys
 from typing import Any, Literal
@@ -55,11 +56,27 @@ def banner(title: str, body: str = "", kind: Kind = "info") -> None:
         print(line)
 
 
-def show(obj: Any) -> None:
-    """Display a DataFrame/figure/object richly in Jupyter, or print it elsewhere."""
-    if in_notebook():
-        from IPython.display import display
+#: Characters a table cell shows before pandas cuts it with "…" (pandas' own default is 50).
+MAX_COLWIDTH = 200
 
-        display(obj)
-    else:
-        print(obj)
+
+def show(obj: Any, *, max_colwidth: int | None = MAX_COLWIDTH) -> None:
+    """Display a DataFrame/figure/object richly in Jupyter, or print it elsewhere.
+
+    Tables (pandas DataFrames and Series) show up to ``max_colwidth`` characters per cell
+    (``None``: everything) instead of pandas' 50, so sentences about results are not cut. The
+    option holds for this call only (``pandas.option_context``); global options are untouched.
+    """
+    table = type(obj).__module__.startswith("pandas")
+    context: Any = contextlib.nullcontext()
+    if table:
+        import pandas as pd
+
+        context = pd.option_context("display.max_colwidth", max_colwidth)
+    with context:
+        if in_notebook():
+            from IPython.display import display
+
+            display(obj)
+        else:
+            print(obj)

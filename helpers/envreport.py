@@ -1,8 +1,9 @@
 """What this kernel can do: environment, runtimes, execution providers, hardware.
 
 ``report()`` gathers everything into an :class:`EnvReport` that renders as a table in a notebook
-and as text in a terminal (``python -m helpers.envreport``). The checks are real, not read from
-lists: an execution provider counts as *usable* only if a one-node ONNX model actually ran on it,
+and as text in a terminal (``python -m helpers.envreport``). Machine facts come from :mod:`helpers.hardware`
+and the runners from :mod:`helpers.runners`; this module only reports. The checks are real, not
+read from lists: an execution provider counts as *usable* only if a one-node ONNX model actually ran on it,
 because ``onnxruntime-gpu`` lists CUDA as available on machines without a GPU and then silently
 runs on the CPU.
 """
@@ -11,44 +12,23 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata as metadata
 import os
-import platform
-import shutil
-import subprocess
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ENVIRONMENTS = ("cpu", "gpu", "openvino")
-ORT_DISTRIBUTIONS = {"onnxruntime": "cpu", "onnxruntime-gpu": "gpu", "onnxruntime-openvino": "openvino"}
-PACKAGES = (
-    "torch", "torchvision", "transformers", "tokenizers", "onnx", "onnxscript", "openvino", "numpy",
-    "jupyterlab", "papermill", "nbval",
+from helpers import runners
+from helpers.hardware import (
+    cpu_info,
+    gpu_name,
+    gpu_present,
+    ort_distributions,
+    package_versions,
 )
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "f16c")
 
-
-def package_version(dist: str) -> str | None:
-    """Installed version of a distribution, or None."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def ort_distributions() -> dict[str, str]:
-    """Every installed ONNX Runtime distribution and its version (more than one is a broken env)."""
-    found = {name: package_version(name) for name in ORT_DISTRIBUTIONS}
-    return {name: version for name, version in found.items() if version}
-
-
-def ort_distribution() -> str:
-    """Which package provides ``import onnxruntime``, e.g. ``"onnxruntime-openvino 1.24.1"``."""
-    found = ort_distributions()
-    if not found:
-        return "not installed"
-    return ", ".join(f"{name} {version}" for name, version in found.items())
+ENVIRONMENTS = ("cpu", "gpu", "openvino")
+#: The suite environment each ONNX Runtime distribution stands for.
+ENVIRONMENT_OF = {"onnxruntime": "cpu", "onnxruntime-gpu": "gpu", "onnxruntime-openvino": "openvino"}
 
 
 def environment_name() -> str:
@@ -60,78 +40,7 @@ def environment_name() -> str:
     found = ort_distributions()
     if len(found) != 1:
         return "unknown"
-    return ORT_DISTRIBUTIONS[next(iter(found))]
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of the packages the suite teaches with (None when absent)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    versions.update({name: package_version(name) for name in PACKAGES})
-    versions["onnxruntime"] = ort_distribution()
-    return versions
-
-
-@functools.cache
-def cpu_info() -> dict[str, Any]:
-    """CPU model, logical/physical cores and the SIMD flags that matter for inference kernels."""
-    model, flags = platform.processor() or "unknown", set()
-    # "Features" is the ARM spelling of "flags"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
-                    model = value.strip()
-                elif key.strip() in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except ImportError:  # pragma: no cover - psutil is pinned in every environment
-        physical = None
-    return {
-        "model": model,
-        "logical_cores": os.cpu_count(),
-        "physical_cores": physical,
-        "flags": {flag: flag in flags for flag in CPU_FLAGS},
-        "all_flags": sorted(flags),
-        "machine": platform.machine(),
-    }
-
-
-@functools.cache
-def gpu_present() -> bool:
-    """True when an NVIDIA GPU is visible to this process (driver and device), not just a CUDA build."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return True
-    except ImportError:
-        pass
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return False
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
-
-
-def gpu_name() -> str | None:
-    """The first GPU's name, or None."""
-    if not gpu_present():
-        return None
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001 - only a label
-        return "NVIDIA GPU"
+    return ENVIRONMENT_OF[next(iter(found))]
 
 
 def _probe_model_bytes() -> bytes:
@@ -253,7 +162,12 @@ class EnvReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return self.to_frame()._repr_html_()
+        import pandas as pd
+
+        from helpers.display import MAX_COLWIDTH
+
+        with pd.option_context("display.max_colwidth", MAX_COLWIDTH):
+            return self.to_frame()._repr_html_()
 
 
 def _diagnose(rep: EnvReport) -> None:
@@ -311,10 +225,6 @@ def report() -> EnvReport:
     return rep
 
 
-if __name__ == "__main__":
-    print(report())
-
-
 def _probe_onnx_file(weight, bias, path) -> None:
     """Write Gemm+Relu with the given weights: the ONNX twin of ``Linear`` + ``ReLU``."""
     import onnx
@@ -336,10 +246,11 @@ def _probe_onnx_file(weight, bias, path) -> None:
 def runtime_matrix():  # -> pandas.DataFrame
     """Run one tiny model on every runtime the suite teaches and compare with PyTorch eager.
 
-    Rows are runtimes; columns say whether the runtime is installed, whether it really ran here,
-    the max abs difference of its output against eager PyTorch, and a note. AOTInductor is not
-    compiled here (that takes tens of seconds, see notebook 02): it counts as working when a C++
-    compiler is present.
+    Rows are runtimes (:data:`helpers.runners.RUNTIME_LABELS`); columns say whether the runtime
+    is installed, whether it really ran here, the max abs difference of its output against eager
+    PyTorch, and a note. Every runner comes from :func:`helpers.runners.for_runtime`.
+    AOTInductor is not compiled here (that takes tens of seconds, see notebook 02): it counts as
+    working when a C++ compiler is present.
     """
     import tempfile
     from pathlib import Path
@@ -348,24 +259,25 @@ def runtime_matrix():  # -> pandas.DataFrame
     import pandas as pd
     import torch
 
-    from helpers import runners
-
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()
-    spec = [runners.TensorSpec("x", ("batch", 4), "float32")]
+    signature = {"inputs": [runners.TensorSpec("x", ("batch", 4), "float32")], "output_names": ["y"]}
     x = {"x": np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)}
     available = runners.available_runtimes()
-    reference = runners.torch_runner(model, spec, ["y"]).run(x)["y"]
+    reference = runners.for_runtime("pytorch", model, **signature).run(x)["y"]
+    labels = runners.RUNTIME_LABELS
     rows: dict[str, dict[str, object]] = {}
 
-    def attempt(label: str, key: str, make, note: str = "") -> None:
+    def attempt(key: str, artifact, note: str = "") -> None:
         row: dict[str, object] = {"installed": bool(available.get(key)), "works here": False,
-                                  "max abs diff vs eager": np.nan, "note": note}
+                                  "max abs diff vs eager": np.nan,
+                                  "note": note or ("" if available.get(key) else f"needs {runners.RUNTIME_NEEDS[key]}")}
         if row["installed"]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    runner = make()
+                    kwargs = signature if key in runners.TORCH_RUNTIMES else {}
+                    runner = runners.for_runtime(key, artifact() if callable(artifact) else artifact, **kwargs)
                     out = runner.run(x)
                 diff = float(np.abs(next(iter(out.values())) - reference).max())
                 row["max abs diff vs eager"] = diff
@@ -376,52 +288,47 @@ def runtime_matrix():  # -> pandas.DataFrame
                 row["works here"] = diff < (1e-4 if precision == "float32" else 5e-2)
             except Exception as exc:  # noqa: BLE001 - the matrix reports, it does not crash
                 row["note"] = f"failed: {type(exc).__name__}: {exc}"[:160]
-        rows[label] = row
+        rows[labels[key]] = row
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "probe.onnx"
         linear = model[0]
         _probe_onnx_file(linear.weight.detach().numpy(), linear.bias.detach().numpy(), onnx_path)
 
-        def torchscript():
+        def traced() -> Path:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                traced = torch.jit.trace(model, torch.from_numpy(x["x"]))
-                traced.save(str(Path(tmp) / "probe.ts"))
-            return runners.torchscript_runner(Path(tmp) / "probe.ts", spec, ["y"])
+                torch.jit.trace(model, torch.from_numpy(x["x"])).save(str(Path(tmp) / "probe.ts"))
+            return Path(tmp) / "probe.ts"
 
-        def exported():
+        def exported() -> Path:
             program = torch.export.export(model, (torch.from_numpy(x["x"]),))
             torch.export.save(program, str(Path(tmp) / "probe.pt2"))
-            return runners.exported_program_runner(Path(tmp) / "probe.pt2", spec, ["y"])
+            return Path(tmp) / "probe.pt2"
 
-        rows["PyTorch eager"] = {"installed": True, "works here": True,
-                                 "max abs diff vs eager": 0.0, "note": "the reference"}
-        attempt("TorchScript (legacy)", "torchscript", torchscript, "deprecated upstream")
-        attempt("torch.export", "torch.export", exported)
-        rows["AOTInductor"] = {
+        rows[labels["pytorch"]] = {"installed": True, "works here": True,
+                                   "max abs diff vs eager": 0.0, "note": "the reference"}
+        attempt("torchscript", traced, "deprecated upstream")
+        attempt("torch.export", exported)
+        rows[labels["aoti"]] = {
             "installed": bool(available["aoti"]), "works here": bool(available["aoti"]),
             "max abs diff vs eager": np.nan,
             "note": "C++ compiler found; compiled in notebook 02" if available["aoti"]
-            else "needs a C++ compiler (g++)",
+            else f"needs {runners.RUNTIME_NEEDS['aoti']}",
         }
-        attempt("ONNX Runtime — CPU EP", "onnxruntime",
-                lambda: runners.ort_runner(onnx_path, providers=["CPUExecutionProvider"]))
-        cuda_listed = "CUDAExecutionProvider" in listed_providers()
-        if cuda_listed and not gpu_present():
-            rows["ONNX Runtime — CUDA EP"] = {
+        attempt("onnxruntime", onnx_path)
+        if "CUDAExecutionProvider" in listed_providers() and not gpu_present():
+            rows[labels["onnxruntime-cuda"]] = {
                 "installed": True, "works here": False, "max abs diff vs eager": np.nan,
                 "note": "listed by the build but no GPU: would silently run on the CPU"}
         else:
-            attempt("ONNX Runtime — CUDA EP", "onnxruntime-cuda",
-                    lambda: runners.ort_runner(onnx_path, providers=runners.ort_providers_for("cuda"),
-                                               strict=True),
-                    "" if cuda_listed else "needs the gpu environment (onnxruntime-gpu)")
-        attempt("ONNX Runtime — OpenVINO EP", "onnxruntime-openvino",
-                lambda: runners.ort_runner(onnx_path, providers=runners.ort_providers_for("openvino"),
-                                           strict=True),
-                "" if available["onnxruntime-openvino"] else "needs the openvino environment")
-        attempt("OpenVINO (native)", "openvino", lambda: runners.openvino_runner(onnx_path))
+            attempt("onnxruntime-cuda", onnx_path)
+        attempt("onnxruntime-openvino", onnx_path)
+        attempt("openvino", onnx_path)
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "runtime"
     return frame
+
+
+if __name__ == "__main__":
+    print(report())

@@ -25,8 +25,9 @@ explicitly and checked:
 - ``legacy=True`` uses the TorchScript-based exporter (``dynamo=False``), deprecated upstream
   and taught only as the legacy path: it emits a ``DeprecationWarning``.
 
-:func:`onnx_summary`, :func:`op_histogram` and :func:`input_specs_from_onnx` read a saved model
-(without loading external weights) to show its inputs/outputs and which operators it uses.
+:func:`onnx_summary`, :func:`op_histogram`, :func:`file_size_mib` and :func:`input_specs_from_onnx`
+read a saved model (without loading external weights) to show its inputs/outputs, which
+operators it uses (also what quantization inserted) and its size.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DynamicShapeError",
     "export_onnx",
+    "file_size_mib",
     "input_specs_from_onnx",
     "onnx_summary",
     "op_histogram",
@@ -455,7 +457,7 @@ def onnx_summary(path: str | Path) -> pd.DataFrame:
     ``shape`` is a tuple whose entries are ints (fixed) or strings (symbolic, e.g.
     ``"batch"``); ``None`` means unknown. External weights are not loaded. ``frame.attrs``
     holds ``opset`` (ai.onnx version), ``ir_version``, ``producer``, ``nodes`` (number of nodes
-    in the main graph), ``initializers`` and ``file_mb`` (the .onnx plus any ``.data`` file).
+    in the main graph), ``initializers`` and ``file_mib`` (:func:`file_size_mib`).
     """
     model = _load_graph_only(path)
     rows = [
@@ -466,11 +468,6 @@ def onnx_summary(path: str | Path) -> pd.DataFrame:
         for o in model.graph.output
     ]
     frame = pd.DataFrame(rows, columns=["kind", "name", "dtype", "shape"])
-    path = Path(path)
-    size = path.stat().st_size
-    data_file = path.with_name(path.name + ".data")
-    if data_file.exists():
-        size += data_file.stat().st_size
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     frame.attrs.update(
         {
@@ -479,10 +476,21 @@ def onnx_summary(path: str | Path) -> pd.DataFrame:
             "producer": f"{model.producer_name} {model.producer_version}".strip(),
             "nodes": len(model.graph.node),
             "initializers": len(model.graph.initializer),
-            "file_mb": round(size / 2**20, 3),
+            "file_mib": round(file_size_mib(path), 3),
         }
     )
     return frame
+
+
+def file_size_mib(path: str | Path) -> float:
+    """Size of an ONNX model in MiB (2**20 bytes): the ``.onnx`` file plus an external
+    ``.onnx.data`` file next to it, if there is one."""
+    path = Path(path)
+    size = path.stat().st_size
+    data_file = path.with_name(path.name + ".data")
+    if data_file.exists():
+        size += data_file.stat().st_size
+    return size / 2**20
 
 
 def _iter_nodes(graph: Any) -> Iterator[Any]:

@@ -36,27 +36,25 @@ from typing import Any
 
 import numpy as np
 
+from helpers.images import softmax
+
 __all__ = [
     "ContextLengthError",
     "CacheLayout",
     "KVCacheWrapper",
     "export_with_kv_cache",
     "step_function",
-    "torch_step",
     "encode_prompts",
     "position_ids_from_mask",
     "greedy",
     "filter_logits",
-    "softmax",
     "sample",
     "next_token_candidates",
     "GenerationOutput",
     "Generator",
     "hf_generate",
-    "model_fingerprint",
     "onnx_weight_bytes",
     "bandwidth_bound_tokens_per_s",
-    "tokens_per_second",
 ]
 
 StepFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
@@ -266,27 +264,6 @@ def step_function(target: Any) -> StepFn:
     raise TypeError(f"cannot make a step function from {type(target).__name__}")
 
 
-def torch_step(model: Any) -> StepFn:
-    """The same step as the exported graph, run in PyTorch eager (the parity reference)."""
-    import torch
-
-    wrapper = KVCacheWrapper(model).eval()
-    names = wrapper.layout.output_names
-    past_names = wrapper.layout.past_names
-
-    def run_torch(feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
-            outs = wrapper(
-                torch.from_numpy(np.ascontiguousarray(feed["input_ids"])),
-                torch.from_numpy(np.ascontiguousarray(feed["attention_mask"])),
-                torch.from_numpy(np.ascontiguousarray(feed["position_ids"])),
-                [torch.from_numpy(np.ascontiguousarray(feed[n])) for n in past_names],
-            )
-        return {n: t.float().numpy() for n, t in zip(names, outs, strict=True)}
-
-    return run_torch
-
-
 # ---------------------------------------------------------------------------------------------
 # Prompts, masks, positions
 # ---------------------------------------------------------------------------------------------
@@ -331,14 +308,6 @@ def position_ids_from_mask(attention_mask: np.ndarray) -> np.ndarray:
 def greedy(logits: np.ndarray) -> np.ndarray:
     """The highest-scoring token of each row of ``logits[batch, vocab]``."""
     return np.asarray(logits).argmax(axis=-1).astype(np.int64)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax over the last axis (``-inf`` entries get probability 0)."""
-    x = np.asarray(logits, dtype=np.float64)
-    x = x - np.max(x, axis=-1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def filter_logits(
@@ -776,34 +745,14 @@ def hf_generate(
     return new, logits
 
 
-def model_fingerprint(model: Any, length: int = 12) -> str:
-    """A short hash of a model's config and weights, to name cached exports.
-
-    An export cached under the model's *name* goes stale silently when the weights behind that
-    name change (a re-seeded tiny model, a new conversion); a fingerprint in the file name
-    cannot. Hashes every parameter's name, shape and a strided sample of its values (fast even
-    for a few hundred MB of weights).
-    """
-    import hashlib
-
-    digest = hashlib.sha1(model.config.to_json_string(use_diff=False).encode())
-    for name, tensor in model.state_dict().items():
-        flat = tensor.detach().reshape(-1)
-        step = max(1, flat.numel() // 4096)
-        digest.update(f"{name}{tuple(tensor.shape)}".encode())
-        digest.update(flat[::step].float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:length]
-
-
 # ---------------------------------------------------------------------------------------------
-# Speed: tokens/s and the memory-bandwidth bound
+# Speed: the memory-bandwidth bound (tokens/s are measured with helpers.benchmark.interleaved)
 # ---------------------------------------------------------------------------------------------
 
 
 def onnx_weight_bytes(onnx_path: str | Path) -> int:
     """Bytes of all initializers (weights) in an ONNX file -- what one decode step must read."""
     import onnx
-    from onnx import numpy_helper  # noqa: F401  (dtype sizes)
 
     model = onnx.load(str(onnx_path), load_external_data=True)
     total = 0
@@ -822,26 +771,3 @@ def bandwidth_bound_tokens_per_s(weight_bytes: int, bandwidth_gb_s: float, batch
     that read, hence the bound scales with the batch.
     """
     return batch * bandwidth_gb_s * 1e9 / weight_bytes
-
-
-def tokens_per_second(
-    fn: Callable[[], int], *, repeats: int = 3, warmup: int = 1, max_seconds: float = 30.0
-) -> dict[str, float]:
-    """Time ``fn`` (which generates and returns the number of tokens it produced).
-
-    Returns the median tokens/s over ``repeats`` timed calls after ``warmup`` untimed ones
-    (stops early after ``max_seconds``), plus the median seconds per call.
-    """
-    for _ in range(warmup):
-        fn()
-    rates, secs = [], []
-    start = time.perf_counter()
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        n = fn()
-        dt = time.perf_counter() - t0
-        rates.append(n / dt)
-        secs.append(dt)
-        if time.perf_counter() - start > max_seconds:
-            break
-    return {"tokens_per_s": float(np.median(rates)), "seconds": float(np.median(secs)), "runs": len(rates)}

@@ -1,75 +1,232 @@
-"""What machine is this, and how fast can it possibly go?
+"""What machine and software stack this is: facts read once, never measured.
 
-Two kinds of facts live here:
+- **CPU**: model, cores and instruction-set flags, parsed from ``/proc/cpuinfo`` once per
+  process (:func:`cpu_info`), and what they mean for inference kernels (:func:`cpu_features`:
+  AVX2, AVX-512, VNNI, AMX-BF16, AMX-INT8; :func:`has_vnni`).
+- **GPU**: whether an NVIDIA GPU is really visible to this process (:func:`gpu_present`,
+  :func:`gpu_name`) — a CUDA build of a library is not a GPU.
+- **Software**: versions of the packages the suite teaches with (:func:`package_versions`) and
+  which ONNX Runtime *distribution* provides ``import onnxruntime`` (:func:`ort_distribution`):
+  ``onnxruntime``, ``onnxruntime-gpu`` and ``onnxruntime-openvino`` all install the same module.
+- :func:`fingerprint`: all of it plus load average and memory, attached to every measurement so
+  a number can always be traced back to where it was taken.
 
-- :func:`fingerprint` — a description of the machine and the software versions (CPU model,
-  cores, instruction-set flags, load average, memory, package versions, GPU). Every benchmark
-  result carries one, so a number can always be traced back to where it was measured.
-- Measured *limits* — :func:`measure_gemm_peak` (how many floating-point operations per second
-  a large matrix multiply reaches here) and :func:`measure_memory_bandwidth` (how many bytes per
-  second the cores can stream from RAM). Together with :func:`count_flops` they turn a latency
-  into "% of the physical limit": a model that needs ``F`` FLOPs can never run faster than
-  ``F / peak``, and a decoder step that must read ``B`` bytes of weights never faster than
-  ``B / bandwidth``.
-
-Nothing here is hard-coded: the peaks are measured on the machine the notebook runs on, with a
-small probe, and cached in-process so a notebook pays for them once.
+Measurements of what the machine can do (GEMM peak, memory bandwidth, FLOP counts) are in
+:mod:`helpers.benchmark`; the report a learner reads is :mod:`helpers.envreport`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import math
+import importlib.metadata as metadata
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from helpers import envreport
-
 __all__ = [
-    "count_flops",
+    "CPU_FLAGS",
+    "ORT_DISTRIBUTIONS",
+    "PACKAGES",
+    "cpu_features",
+    "cpu_info",
     "fingerprint",
-    "gemm_probe_details",
-    "measure_gemm_peak",
-    "measure_memory_bandwidth",
+    "gpu_name",
+    "gpu_present",
+    "has_vnni",
+    "ort_distribution",
+    "ort_distributions",
+    "package_version",
+    "package_versions",
 ]
 
-#: Instruction-set flags that decide which kernels the runtimes can use.
-_INTERESTING_FLAGS = {
-    "avx2": "avx2",
-    "fma": "fma",
-    "avx512f": "avx512f",
-    "avx512_vnni": "avx512_vnni",
-    "avx512_bf16": "avx512_bf16",
-    "avx_vnni": "avx_vnni",
-    "amx_tile": "amx_tile",
-}
+#: Instruction-set flags (as ``/proc/cpuinfo`` spells them) that decide which kernels the
+#: runtimes can use: AVX2/FMA (every x86 server since 2013), AVX-512, VNNI (int8 dot products),
+#: AVX512_BF16 and AMX (bf16 / int8 matrix tiles).
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+_VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "avx512vnni", "vnni", "amx_int8"}
 
-#: Distributions whose versions are part of every fingerprint (read from package metadata,
-#: without importing them).
-_PACKAGES = (
+#: Distributions whose versions describe the software stack (read from package metadata,
+#: without importing them). ONNX Runtime is reported as its distribution, see below.
+PACKAGES = (
     "torch",
     "torchvision",
+    "transformers",
+    "tokenizers",
     "onnx",
     "onnxscript",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "onnxruntime-openvino",
     "openvino",
-    "transformers",
     "numpy",
+    "jupyterlab",
+    "papermill",
+    "nbval",
 )
+#: The packages that install the ``onnxruntime`` module (only one may be installed).
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
 
 
-# ----------------------------------------------------------------------------------------------
-# fingerprint
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
+# CPU
+# --------------------------------------------------------------------------------------------
+def cpu_info() -> dict[str, Any]:
+    """CPU model, logical/physical cores and instruction-set flags (parsed once per process).
+
+    Keys: ``model``, ``logical_cores``, ``physical_cores``, ``flags`` (``{flag: bool}`` for
+    :data:`CPU_FLAGS`), ``all_flags`` (every flag, sorted) and ``machine``. On ARM the
+    ``Features`` line stands in for ``flags``. Each call returns a fresh copy.
+    """
+    info = _parsed_cpu_info()
+    return {**info, "flags": dict(info["flags"]), "all_flags": list(info["all_flags"])}
 
 
+@functools.cache
+def _parsed_cpu_info() -> dict[str, Any]:
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
+                    model = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:  # pragma: no cover - psutil is pinned in every environment
+        physical = None
+    return {
+        "model": model,
+        "logical_cores": os.cpu_count(),
+        "physical_cores": physical,
+        "flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "all_flags": sorted(flags),
+        "machine": platform.machine(),
+    }
+
+
+def has_vnni(flags: Iterable[str] | None = None) -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8).
+
+    ``flags`` defaults to this machine's (:func:`cpu_info`).
+    """
+    found = set(_parsed_cpu_info()["all_flags"]) if flags is None else {f.lower() for f in flags}
+    return bool(found & _VNNI_FLAGS)
+
+
+def cpu_features(flags: Iterable[str] | None = None) -> dict[str, bool]:
+    """What the flags mean for inference kernels: ``AVX2``, ``AVX-512``, ``VNNI``, ``AMX-BF16``,
+    ``AMX-INT8`` (each True or False). ``flags`` defaults to this machine's."""
+    found = set(_parsed_cpu_info()["all_flags"]) if flags is None else {f.lower() for f in flags}
+    return {
+        "AVX2": "avx2" in found,
+        "AVX-512": "avx512f" in found,
+        "VNNI": has_vnni(found),
+        "AMX-BF16": "amx_bf16" in found,
+        "AMX-INT8": "amx_int8" in found,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# GPU
+# --------------------------------------------------------------------------------------------
+@functools.cache
+def gpu_present() -> bool:
+    """True when an NVIDIA GPU is visible to this process (driver and device), not just a CUDA build."""
+    with contextlib.suppress(Exception):  # a broken CUDA install counts as "no GPU"
+        import torch
+
+        if torch.cuda.is_available():
+            return True
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def _gpu_names() -> list[str]:
+    if not gpu_present():
+        return []
+    try:
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - visible to nvidia-smi but not to torch: only a label
+        return ["NVIDIA GPU"]
+
+
+def gpu_name() -> str | None:
+    """The GPU's name (several joined with ", "), or None when no GPU is visible."""
+    return ", ".join(_gpu_names()) or None
+
+
+# --------------------------------------------------------------------------------------------
+# Software
+# --------------------------------------------------------------------------------------------
+def package_version(dist: str) -> str | None:
+    """Installed version of a distribution, or None."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def ort_distributions() -> dict[str, str]:
+    """Every installed ONNX Runtime distribution and its version (more than one is a broken env)."""
+    found = {name: package_version(name) for name in ORT_DISTRIBUTIONS}
+    return {name: version for name, version in found.items() if version}
+
+
+def ort_distribution() -> str:
+    """Which package provides ``import onnxruntime``, e.g. ``"onnxruntime-openvino 1.24.1"``.
+
+    When ``onnxruntime`` is already imported and several distributions are installed, the one
+    whose version matches the imported module is named; ``"not installed"`` when there is none.
+    """
+    found = ort_distributions()
+    if not found:
+        return "not installed"
+    ort = sys.modules.get("onnxruntime")
+    version = getattr(ort, "__version__", None)
+    matching = [name for name, v in found.items() if v == version]
+    return ", ".join(f"{name} {found[name]}" for name in (matching or found))
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python and the packages the suite teaches with (None when absent); ONNX Runtime as its
+    distribution (:func:`ort_distribution`)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    versions.update({name: package_version(name) for name in PACKAGES})
+    versions["onnxruntime"] = ort_distribution()
+    return versions
+
+
+# --------------------------------------------------------------------------------------------
+# The fingerprint of every measurement
+# --------------------------------------------------------------------------------------------
 def _memory_gib() -> dict[str, float | None]:
     try:
         import psutil
@@ -83,43 +240,32 @@ def _memory_gib() -> dict[str, float | None]:
 @functools.cache
 def _static_fingerprint() -> dict[str, Any]:
     """The parts of the fingerprint that do not change while the process runs."""
-    cpu = envreport.cpu_info()
-    flags = set(cpu["all_flags"])
-    packages = {name: v for name in _PACKAGES if (v := envreport.package_version(name)) is not None}
-    gpu: str | None = None
-    if "torch" in sys.modules or envreport.package_version("torch"):
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                gpu = ", ".join(
-                    torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
-                )
-        except Exception:  # a broken CUDA install must not break a fingerprint
-            gpu = None
+    cpu = cpu_info()
+    installed = {name: package_version(name) for name in PACKAGES}
+    packages = {name: v for name, v in installed.items() if v is not None}
+    packages.update(ort_distributions())
     return {
         "cpu_model": cpu["model"],
         "cores_logical": cpu["logical_cores"],
         "cores_physical": cpu["physical_cores"],
-        "cpu_flags": sorted(name for name, flag in _INTERESTING_FLAGS.items() if flag in flags),
+        "cpu_flags": [flag for flag in CPU_FLAGS if cpu["flags"][flag]],
         "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "onnxruntime_dist": envreport.ort_distribution(),
+        "onnxruntime_dist": ort_distribution(),
         "packages": packages,
-        "gpu": gpu,
+        "gpu": gpu_name(),
     }
 
 
 def fingerprint() -> dict[str, Any]:
     """Describe this machine and the software stack, for attaching to every measurement.
 
-    Keys: ``cpu_model``, ``cores_logical``, ``cores_physical``, ``cpu_flags`` (the subset of
-    avx2 / fma / avx512f / avx512_vnni / avx512_bf16 / avx_vnni / amx_tile present),
-    ``machine``, ``os``, ``python``, ``onnxruntime_dist`` (which ONNX Runtime *package* is
-    installed — they all install the same ``onnxruntime`` module), ``packages`` (name →
-    version), ``gpu`` (CUDA device names or ``None``), ``memory_gib`` (total / available),
-    ``load_average`` (1, 5 and 15 minutes), ``load_high``, ``torch_threads``,
+    Keys: ``cpu_model``, ``cores_logical``, ``cores_physical``, ``cpu_flags`` (the
+    :data:`CPU_FLAGS` present), ``machine``, ``os``, ``python``, ``onnxruntime_dist`` (which ONNX
+    Runtime *package* is installed — they all install the same ``onnxruntime`` module),
+    ``packages`` (name → version), ``gpu`` (GPU names or ``None``), ``memory_gib`` (total /
+    available), ``load_average`` (1, 5 and 15 minutes), ``load_high``, ``torch_threads``,
     ``omp_num_threads`` and ``timestamp`` (UTC, ISO 8601).
 
     **Load average** is the number of runnable processes averaged over the last 1/5/15 minutes.
@@ -133,6 +279,7 @@ def fingerprint() -> dict[str, Any]:
     """
     info = dict(_static_fingerprint())
     info["packages"] = dict(info["packages"])
+    info["cpu_flags"] = list(info["cpu_flags"])
     try:
         load = tuple(round(x, 2) for x in os.getloadavg())
     except (OSError, AttributeError):  # not available on Windows
@@ -148,282 +295,3 @@ def fingerprint() -> dict[str, Any]:
     info["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
     info["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return info
-
-
-# ----------------------------------------------------------------------------------------------
-# measured peaks
-# ----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[int]:
-    """Temporarily set torch's intra-op thread count (restored afterwards)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads is not None and threads != before:
-        torch.set_num_threads(int(threads))
-    try:
-        yield torch.get_num_threads()
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
-def _best_of(fn: Any, seconds: float, min_reps: int = 3, max_reps: int = 1000) -> float:
-    """Smallest wall time (ns) of ``fn()`` over repeated calls for about ``seconds``."""
-    fn()  # warm-up: first call allocates, picks kernels, wakes threads
-    best = math.inf
-    deadline = time.perf_counter() + seconds
-    reps = 0
-    while reps < min_reps or (time.perf_counter() < deadline and reps < max_reps):
-        start = time.perf_counter_ns()
-        fn()
-        best = min(best, time.perf_counter_ns() - start)
-        reps += 1
-    return float(best)
-
-
-_ORT_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "float16": "FLOAT16", "int8": "INT8"}
-
-
-def _ort_gemm_ns(dtype: str, n: int, threads: int, seconds: float) -> float:
-    """Best time (ns) of an ``n × n`` GEMM in ONNX Runtime (``MatMul``; u8 × s8 ``MatMulInteger``
-    for int8 — the kernel quantized models use)."""
-    import numpy as np
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    if dtype == "int8":
-        node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
-        a_type, b_type, y_type = TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
-    else:
-        node = helper.make_node("MatMul", ["A", "B"], ["Y"])
-        a_type = b_type = y_type = getattr(TensorProto, _ORT_TYPES[dtype])
-    graph = helper.make_graph(
-        [node],
-        "gemm_probe",
-        [
-            helper.make_tensor_value_info("A", a_type, [n, n]),
-            helper.make_tensor_value_info("B", b_type, [n, n]),
-        ],
-        [helper.make_tensor_value_info("Y", y_type, [n, n])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = min(model.ir_version, 10)  # readable by older ONNX Runtime releases
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    if dtype == "int8":
-        feeds = {
-            "A": rng.integers(0, 255, (n, n), dtype=np.uint8),
-            "B": rng.integers(-127, 127, (n, n), dtype=np.int8),
-        }
-    else:
-        feeds = {
-            "A": rng.standard_normal((n, n)).astype(dtype),
-            "B": rng.standard_normal((n, n)).astype(dtype),
-        }
-    return _best_of(lambda: sess.run(None, feeds), seconds)
-
-
-def _torch_gemm_ns(dtype: str, n: int, threads: int, seconds: float) -> float:
-    """Best time (ns) of an ``n × n`` ``torch.mm`` (``torch._int_mm`` for int8)."""
-    import torch
-
-    with _torch_threads(threads), torch.inference_mode():
-        gen = torch.Generator().manual_seed(0)
-        if dtype == "int8":
-            a = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
-            b = torch.randint(-127, 127, (n, n), dtype=torch.int8, generator=gen)
-            return _best_of(lambda: torch._int_mm(a, b), seconds)
-        torch_dtype = getattr(torch, dtype)
-        a = torch.randn(n, n, generator=gen).to(torch_dtype)
-        b = torch.randn(n, n, generator=gen).to(torch_dtype)
-        out = torch.empty(n, n, dtype=torch_dtype)
-        return _best_of(lambda: torch.mm(a, b, out=out), seconds)
-
-
-def _probes(dtype: str) -> list[tuple[str, Any]]:
-    backends: list[tuple[str, Any]] = []
-    try:
-        import onnxruntime  # noqa: F401
-
-        if dtype in _ORT_TYPES and dtype != "float16":  # ORT's CPU fp16 MatMul is not a peak
-            backends.append(("onnxruntime", _ort_gemm_ns))
-    except ImportError:
-        pass
-    if dtype != "int8" or not backends:  # torch._int_mm on CPU is far from the int8 peak
-        backends.append(("torch", _torch_gemm_ns))
-    return backends
-
-
-@functools.cache
-def _gemm_probe_cached(
-    dtype: str, threads: int, seconds: float, sizes: tuple[int, ...]
-) -> tuple[float, tuple[tuple[str, int, float], ...]]:
-    probes = _probes(dtype)
-    share = seconds / (len(probes) * len(sizes))
-    details = []
-    for backend, fn in probes:
-        for n in sizes:
-            best_ns = fn(dtype, n, threads, share)
-            details.append((backend, n, 2 * n**3 / best_ns))  # FLOP per ns == GFLOP/s
-    return max(d[2] for d in details), tuple(details)
-
-
-def gemm_probe_details(
-    dtype: str = "float32",
-    threads: int | None = None,
-    seconds: float = 1.0,
-    *,
-    size: int | None = None,
-) -> Any:
-    """Every measurement behind :func:`measure_gemm_peak` as a DataFrame (backend, size, GFLOP/s).
-
-    Same arguments and cache as :func:`measure_gemm_peak` (calling one makes the other free).
-    """
-    import pandas as pd
-
-    key = _probe_key(dtype, threads, seconds, size)
-    _, details = _gemm_probe_cached(*key)
-    return pd.DataFrame(details, columns=["backend", "size", "gflops"])
-
-
-def _probe_key(
-    dtype: str, threads: int | None, seconds: float, size: int | None
-) -> tuple[str, int, float, tuple[int, ...]]:
-    if dtype not in ("float32", "float64", "bfloat16", "float16", "int8"):
-        raise ValueError(
-            f"measure_gemm_peak: unsupported dtype {dtype!r}; "
-            "use 'float32', 'float64', 'bfloat16', 'float16' or 'int8'"
-        )
-    if seconds <= 0:
-        raise ValueError("measure_gemm_peak: seconds must be positive")
-    if threads is None:
-        import torch
-
-        threads = torch.get_num_threads()
-    if threads < 1:
-        raise ValueError("measure_gemm_peak: threads must be >= 1")
-    sizes = _DEFAULT_SIZES if size is None else (int(size),)
-    return dtype, int(threads), float(seconds), sizes
-
-
-#: Matrix sizes the probe tries: both compute-bound (2·n³ FLOPs on 3·n² numbers); the smaller
-#: one finishes in a few ms, so on a busy machine some repetitions run undisturbed.
-_DEFAULT_SIZES = (512, 1024)
-
-
-def measure_gemm_peak(
-    dtype: str = "float32",
-    threads: int | None = None,
-    seconds: float = 1.0,
-    *,
-    size: int | None = None,
-) -> float:
-    """Measure the matrix-multiply peak of this machine in GFLOP/s (GOP/s for ``"int8"``).
-
-    Method: random square ``n × n`` matrices are multiplied repeatedly (after one warm-up call)
-    for square sizes 512 and 1024 (or just ``size``) — compute-bound: ``2·n³`` operations on
-    ``3·n²`` numbers — with two tuned libraries: ONNX Runtime's MLAS (``MatMul``; for int8 the
-    u8 × s8 ``MatMulInteger`` that quantized models run on) and PyTorch's ``torch.mm`` (MKL /
-    oneDNN). Each combination gets an equal share of ``seconds``. For each, the *best*
-    (fastest) repetition counts, because on a shared machine interference only ever makes a
-    run slower: the minimum is the closest estimate of what the hardware can do. The result is
-    the highest ``2·n³ / best_time`` over all combinations (see :func:`gemm_probe_details`).
-
-    - ``dtype``: ``"float32"`` (default), ``"float64"``, ``"bfloat16"``, ``"float16"``,
-      ``"int8"``.
-    - ``threads``: intra-op threads to use (default: torch's current setting; torch's setting is
-      restored afterwards). Compare a model with the peak for the *same* thread count.
-
-    Cached in-process per ``(dtype, threads, seconds, size)``: a second call is free. This is
-    a practical peak — what tuned libraries reach — not the data-sheet number; real models reach
-    a fraction of it (small or odd-shaped layers, memory traffic, non-GEMM operators). On a
-    heavily loaded machine (see ``fingerprint()["load_average"]``) even the best repetition
-    may be slowed down, making the peak too low and "% of limit" figures too high.
-    """
-    key = _probe_key(dtype, threads, seconds, size)
-    return _gemm_probe_cached(*key)[0]
-
-
-@functools.cache
-def _bandwidth_cached(seconds: float, megabytes: int, threads: int) -> float:
-    import torch
-
-    n = megabytes * 2**20 // 4
-    with _torch_threads(threads), torch.inference_mode():
-        x = torch.ones(n, dtype=torch.float32)
-        best_ns = _best_of(lambda: x.sum(), seconds)
-    return n * 4 / best_ns  # bytes per ns == GB/s
-
-
-def measure_memory_bandwidth(
-    seconds: float = 1.0, *, megabytes: int = 256, threads: int | None = None
-) -> float:
-    """Measure how fast the CPU can *read* memory, in GB/s (10⁹ bytes per second).
-
-    Method: a float32 array of ``megabytes`` MiB (default 256, far larger than any CPU cache)
-    is summed repeatedly for about ``seconds`` with ``torch.sum`` using ``threads`` threads
-    (default: torch's current setting); the fastest pass gives ``bytes / time``. A sum does one
-    addition per 4 bytes read, so the cores wait on memory, not on arithmetic.
-
-    Why it matters: generating one token with a decoder such as GPT-2 multiplies a single
-    vector by every weight matrix, so every weight byte is read once per token and almost
-    nothing is reused — the step is **memory-bound**. Its lower bound is
-    ``weight_bytes / bandwidth`` (e.g. 124 M float32 parameters ≈ 0.5 GB → ~27 ms at 18 GB/s),
-    no matter how many FLOP/s the machine has.
-
-    Cached in-process per ``(seconds, megabytes, threads)``.
-    """
-    if seconds <= 0 or megabytes <= 0:
-        raise ValueError("measure_memory_bandwidth: seconds and megabytes must be positive")
-    if threads is None:
-        import torch
-
-        threads = torch.get_num_threads()
-    return _bandwidth_cached(float(seconds), int(megabytes), int(threads))
-
-
-# ----------------------------------------------------------------------------------------------
-# FLOP counting
-# ----------------------------------------------------------------------------------------------
-
-
-def count_flops(model: Any, example_inputs: tuple | dict | Any) -> int:
-    """Count the floating-point operations of one forward pass, as FLOPs (= 2 × multiply-adds).
-
-    Runs ``model(*example_inputs)`` (or ``model(**example_inputs)`` for a dict, or
-    ``model(example_inputs)`` for a single tensor) once under ``torch.inference_mode()`` inside
-    ``torch.utils.flop_counter.FlopCounterMode``, which adds up the FLOPs of the matrix
-    multiplies, convolutions and attention kernels that actually executed. Element-wise
-    operators (activations, norms, additions) are not counted: they are cheap in FLOPs and
-    bound by memory traffic instead.
-
-    The count is for the *given* inputs: a batch of 8 costs 8× a batch of 1. Divide by a
-    measured peak (:func:`measure_gemm_peak`, GFLOP/s) to get a lower bound on latency:
-    ``lower_bound_ms = flops / (peak_gflops · 1e9) · 1e3``.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
-            if isinstance(example_inputs, dict):
-                model(**example_inputs)
-            elif isinstance(example_inputs, (tuple, list)):
-                model(*example_inputs)
-            else:
-                model(example_inputs)
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
-    return int(counter.get_total_flops())

@@ -1,4 +1,4 @@
-"""Sample photos, ImageNet labels and image preprocessing — with torchvision and without torch.
+"""Photos, ImageNet labels, image preprocessing (with torchvision and without torch), predictions.
 
 Two preprocessing paths produce the same ``float32 [3, 224, 224]`` array:
 
@@ -9,6 +9,11 @@ Two preprocessing paths produce the same ``float32 [3, 224, 224]`` array:
 
 They agree within :data:`PREPROCESS_ATOL` (absolute, on normalised values; measured ~1e-6: both
 resize with PIL's antialiased bilinear filter, the rest is float32 arithmetic in a different order).
+
+:func:`softmax` and :func:`top_k` turn logits into labelled probabilities (every classifier and
+sampler in the suite uses them); :func:`photo_set` makes a reproducible set of ~100 *real* photos
+(scikit-image's sample photos plus random crops, flips and colour jitter of them) for INT8
+calibration and agreement checks without any download.
 
 :func:`load_image` is the single entry point for untrusted files: it always returns an 8-bit RGB
 ``PIL.Image`` (converting grayscale, palette, RGBA/LA, CMYK and 16-bit images, honouring EXIF
@@ -29,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageEnhance, ImageFile, ImageOps, UnidentifiedImageError
 
 from helpers.paths import cache_dir
 
@@ -42,15 +47,19 @@ __all__ = [
     "IMAGENET_STD",
     "MAX_PIXELS",
     "MIN_SIDE",
+    "PHOTO_NAMES",
     "PREPROCESS_ATOL",
     "ImageError",
+    "default_resize",
     "image_files",
     "imagenet_labels",
     "load_image",
     "numpy_preprocess",
+    "photo_set",
     "preprocess_batch",
     "sample_images",
     "show_predictions",
+    "softmax",
     "top_k",
     "torchvision_preprocess",
 ]
@@ -71,6 +80,24 @@ _SAMPLES = {
     "coffee": "a cup of coffee (scikit-image `coffee`)",
     "astronaut": "astronaut Eileen Collins (scikit-image `astronaut`)",
 }
+
+
+#: scikit-image photos bundled in its wheel (no download): ImageNet-like objects first, then
+#: harder, less ImageNet-like ones (grayscale, microscopy, textures, astronomy).
+PHOTO_NAMES = (
+    "chelsea",
+    "coffee",
+    "astronaut",
+    "rocket",
+    "camera",
+    "clock",
+    "coins",
+    "moon",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "brick",
+    "gravel",
+)
 
 
 class ImageError(ValueError):
@@ -311,6 +338,15 @@ def torchvision_preprocess(size: int = 224, resize: int = 256) -> Any:
     )
 
 
+def default_resize(size: int) -> int:
+    """The usual short side before a centre crop of ``size``: ``size * 256 / 224`` (256 for 224).
+
+    Models trained with another ratio say so (the catalog's ``LoadedModel.resize``, e.g. 232 for
+    ResNet-50 ``IMAGENET1K_V2``); pass that instead.
+    """
+    return size * 256 // 224
+
+
 def _resized_shape(width: int, height: int, resize: int) -> tuple[int, int]:
     """(new_width, new_height) with the short side = ``resize``, as torchvision computes it."""
     short, long = (width, height) if width <= height else (height, width)
@@ -358,12 +394,13 @@ def preprocess_batch(
 ) -> np.ndarray:
     """Load (if needed) and preprocess images into one ``float32 [N, 3, size, size]`` array.
 
-    ``backend`` is ``"torchvision"`` or ``"numpy"``; ``resize`` defaults to ``size * 256 // 224``.
+    ``backend`` is ``"torchvision"`` or ``"numpy"``; ``resize`` is the short side before the
+    centre crop — the model's own (``LoadedModel.resize``), else :func:`default_resize`.
     Each item may be a PIL image, a path or bytes (decoded with :func:`load_image`).
     """
     if backend not in ("torchvision", "numpy"):
         raise ValueError(f"unknown backend {backend!r}; choose 'torchvision' or 'numpy'")
-    resize = resize if resize is not None else size * 256 // 224
+    resize = resize if resize is not None else default_resize(size)
     pil = [
         load_image(item) if not (isinstance(item, Image.Image) and item.mode == "RGB") else item
         for item in images
@@ -381,8 +418,17 @@ def preprocess_batch(
 # --------------------------------------------------------------------------------------------
 # Predictions
 # --------------------------------------------------------------------------------------------
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+def softmax(logits: Any) -> np.ndarray:
+    """Probabilities from logits over the last axis, computed stably in float64.
+
+    The maximum is subtracted before ``exp`` (no overflow for logits of any size); ``-inf``
+    entries (masked or filtered tokens) get probability 0. Accepts NumPy arrays, lists and torch
+    tensors; returns a float64 array of the same shape.
+    """
+    if hasattr(logits, "detach"):
+        logits = logits.detach().cpu().float().numpy()
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -407,7 +453,7 @@ def top_k(
     labels = list(labels) if labels is not None else imagenet_labels()
     if len(labels) != array.shape[1]:
         raise ValueError(f"{len(labels)} labels for {array.shape[1]} classes")
-    probs = _softmax(array)
+    probs = softmax(array)
     k = min(k, array.shape[1])
     out = []
     for row in probs:
@@ -443,3 +489,68 @@ def show_predictions(
     fig.tight_layout()
     plt.close(fig)  # returned for display; not left open in pyplot's global state
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# A reproducible set of real photos
+# --------------------------------------------------------------------------------------------
+def _photo(name: str) -> Image.Image:
+    import skimage.data
+
+    array = getattr(skimage.data, name)()
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    return Image.fromarray(np.ascontiguousarray(array[..., :3])).convert("RGB")
+
+
+def _augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    width, height = image.size
+    scale = rng.uniform(0.5, 1.0)
+    cw, ch = max(int(width * scale), 8), max(int(height * scale), 8)
+    left = int(rng.integers(0, width - cw + 1))
+    top = int(rng.integers(0, height - ch + 1))
+    image = image.crop((left, top, left + cw, top + ch))
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.7, 1.3))
+    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.7, 1.3))
+    return ImageEnhance.Color(image).enhance(rng.uniform(0.7, 1.3))
+
+
+def photo_set(
+    n: int = 96,
+    *,
+    seed: int = 0,
+    names: Sequence[str] = PHOTO_NAMES,
+    include_originals: bool = True,
+) -> tuple[list[Image.Image], list[str]]:
+    """``n`` real photos for calibration / agreement checks, reproducible from ``seed``.
+
+    The scikit-image sample photos in ``names`` (offline, inside its wheel) first -- when
+    ``include_originals`` -- then random variants of them: a crop keeping 50-100 % of each side,
+    a horizontal flip half of the time, and brightness / contrast / saturation jitter of +-30 %.
+    Different seeds give different variants, so a calibration set (seed 1) and an evaluation
+    set (seed 0) share subjects but not pixels. Returns ``(images, captions)``.
+    """
+    if n < 1:
+        raise ValueError("photo_set: n must be >= 1")
+    if not names:
+        raise ValueError("photo_set: names must not be empty")
+    base = [_photo(name) for name in names]
+    rng = np.random.default_rng(seed)
+    images: list[Image.Image] = []
+    captions: list[str] = []
+    if include_originals:
+        for name, im in zip(names, base, strict=True):
+            if len(images) < n:
+                images.append(im)
+                captions.append(name)
+    i = 0
+    while len(images) < n:
+        j = i % len(base)
+        images.append(_augment(base[j], rng))
+        captions.append(f"{names[j]}~{i // len(base) + 1}")
+        i += 1
+    return images, captions

@@ -16,7 +16,7 @@ Method:
   :func:`time.perf_counter`. A request counts as an **error** if it raises (timeout, connection
   refused) or its status is not 2xx (or ``expect_status``); the first few error messages are kept.
 - **Throughput** is completed requests / wall time of the measured phase; **p50/p99** are
-  latency percentiles (``numpy.percentile``, linear) over successful requests.
+  latency percentiles (:func:`helpers.benchmark.percentile`) over successful requests.
 - By default the client runs in a separate Python process (``isolate=True``), so it does not
   compete with an in-process server (e.g. uvicorn in a notebook thread) for the GIL; the
   machine's cores are still shared, which is the honest loopback situation.
@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from helpers.benchmark import percentile
 
 __all__ = ["LoadTestResult", "load_test", "plot_load_tests", "results_table"]
 
@@ -62,7 +64,7 @@ class LoadTestResult:
     status_counts: dict[str, int] = field(default_factory=dict)
 
     def _pct(self, q: float) -> float:
-        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+        return percentile(self.latencies_ms, q)
 
     @property
     def p50_ms(self) -> float:

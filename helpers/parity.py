@@ -6,8 +6,8 @@ Two questions, answered separately:
    largest absolute difference, the largest relative difference and whether
    ``|candidate - reference| <= atol + rtol * |reference|`` holds everywhere (``np.allclose``).
 2. **Task level**: does the difference matter for the task? Same top-1 class
-   (:func:`top1_agreement`), same top-k (:func:`topk_agreement`), same answer span
-   (:func:`same_span`), same generated tokens (:func:`same_tokens`).
+   (:func:`top1_agreement`), same top-k (:func:`topk_agreement`), same generated tokens
+   (:func:`same_tokens`); same answer spans are :func:`helpers.qa.same_answers`.
 
 :func:`parity_table` runs a reference and candidates on the same inputs and returns one
 DataFrame; :func:`assert_parity` turns it into a test with a readable failure report.
@@ -37,7 +37,6 @@ __all__ = [
     "topk_agreement",
     "topk_overlap",
     "same_tokens",
-    "same_span",
 ]
 
 # (rtol, atol) by precision of the computation.
@@ -407,8 +406,3 @@ def same_tokens(a: Sequence[int], b: Sequence[int]) -> bool:
     first = np.asarray(a).reshape(-1).tolist()
     second = np.asarray(b).reshape(-1).tolist()
     return [int(t) for t in first] == [int(t) for t in second]
-
-
-def same_span(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """True when two (start, end) answer spans are identical."""
-    return tuple(int(x) for x in a) == tuple(int(x) for x in b)

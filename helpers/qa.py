@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from helpers.images import softmax
+
 __all__ = [
     "QAInputError",
     "QAFeatures",
@@ -46,10 +48,7 @@ __all__ = [
     "extract_answers",
     "reference_answers",
     "answer_questions",
-    "answers_frame",
     "same_answers",
-    "mean_pool",
-    "cosine_similarity",
 ]
 
 MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -273,12 +272,11 @@ def span_probabilities(
     allowed = np.asarray(allowed, dtype=bool)
     if not allowed.any():
         raise QAInputError("no token may hold an answer in this window (empty context?)")
-    out = []
-    for logits in (start_logits, end_logits):
-        x = np.where(allowed, np.asarray(logits, dtype=np.float64), -np.inf)
-        x = np.exp(x - x.max())
-        out.append(x / x.sum())
-    return out[0], out[1]
+    p_start, p_end = (
+        softmax(np.where(allowed, np.asarray(logits, dtype=np.float64), -np.inf))
+        for logits in (start_logits, end_logits)
+    )
+    return p_start, p_end
 
 
 def best_spans(
@@ -500,51 +498,6 @@ def answer_questions(
     )
 
 
-def answers_frame(answers: Sequence[Answer], *, label: str | None = None) -> Any:
-    """A pandas DataFrame with one row per answer (question, answer, char span, score)."""
-    import pandas as pd
-
-    rows = [
-        {
-            "question": a.question,
-            "answer": a.text if not a.is_null else "(no answer)",
-            "chars": f"{a.start}:{a.end}" if not a.is_null else "-",
-            "score": round(a.score, 4),
-            "null_score": round(a.null_score, 4),
-            "window": a.feature_index,
-        }
-        for a in answers
-    ]
-    frame = pd.DataFrame(rows)
-    if label is not None:
-        frame.insert(0, "runner", label)
-    return frame
-
-
 def same_answers(a: Sequence[Answer], b: Sequence[Answer]) -> bool:
     """True when both lists give the same character span for every question."""
     return len(a) == len(b) and all(x.span == y.span for x, y in zip(a, b, strict=True))
-
-
-def mean_pool(
-    last_hidden_state: np.ndarray, attention_mask: np.ndarray, *, normalize: bool = True
-) -> np.ndarray:
-    """Sentence embeddings: average of token vectors over real (unmasked) tokens, L2-normalised.
-
-    This is the pooling the all-MiniLM-L6-v2 sentence-transformers model was trained with.
-    """
-    hidden = np.asarray(last_hidden_state, dtype=np.float64)
-    mask = np.asarray(attention_mask, dtype=np.float64)[..., None]
-    pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-    if normalize:
-        pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-    return pooled.astype(np.float32)
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity matrix ``[len(a), len(b)]`` between two sets of vectors."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
-    b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
-    return a @ b.T

@@ -21,7 +21,10 @@ Settings that matter on an x86 CPU (all exposed as keyword arguments):
   cost in resolution. With AVX512-VNNI / AVX-VNNI it is unnecessary (:func:`needs_reduce_range`).
 - ``preprocess=True``: runs ``quant_pre_process`` first (graph optimisation + symbolic shape
   inference), which ONNX Runtime recommends so that every tensor has a known shape and
-  Conv+BatchNorm etc. are fused *before* quantization parameters are chosen.
+  Conv+BatchNorm etc. are fused *before* quantization parameters are chosen. It runs in a
+  temporary folder (it leaves files in the working directory when it fails) and falls back,
+  with a warning, to ONNX shape inference only — the dynamo exporter's transformer graphs defeat
+  its symbolic shape inference — or to no pre-processing.
 - ``calibrate_method``: ``"minmax"`` (default), ``"entropy"`` or ``"percentile"``; the latter two
   clip outliers in activation ranges.
 - ``exclude``: node names kept in fp32, e.g. the first convolution and the classifier
@@ -30,12 +33,17 @@ Settings that matter on an x86 CPU (all exposed as keyword arguments):
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from helpers.hardware import cpu_info, has_vnni
 
 __all__ = [
     "QuantizationError",
@@ -43,9 +51,7 @@ __all__ = [
     "quantize_static_int8",
     "quantize_dynamic_int8",
     "first_and_last_nodes",
-    "quantized_op_summary",
     "needs_reduce_range",
-    "file_size_mb",
 ]
 
 _CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -169,12 +175,61 @@ def _wrap(reader: ArrayCalibrationReader) -> Any:
     return _Reader()
 
 
-def _preprocess(onnx_in: Path, workdir: Path) -> Path:
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+#: ONNX Runtime's pre-processing, run in a child process (see :func:`_preprocess`).
+_PRE_PROCESS = (
+    "import sys\n"
+    "from onnxruntime.quantization.shape_inference import quant_pre_process\n"
+    "quant_pre_process(sys.argv[1], sys.argv[2], skip_symbolic_shape=sys.argv[3] == '1')\n"
+)
 
+
+def _run_pre_process(src: Path, dst: Path, workdir: Path, *, skip_symbolic_shape: bool) -> str | None:
+    """``quant_pre_process`` in a child process working in ``workdir``: None, or what failed."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PRE_PROCESS, str(src), str(dst), "1" if skip_symbolic_shape else "0"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode == 0 and dst.is_file():
+        return None
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {proc.returncode}"
+
+
+def _preprocess(onnx_in: Path, workdir: Path) -> Path:
+    """ONNX Runtime's recommended pre-processing (optimisation + shape inference), made safe.
+
+    ``quant_pre_process`` writes debugging files (``sym_shape_infer_temp.onnx`` and its weights)
+    into the *current directory* when symbolic shape inference does not complete — which it does
+    not on the dynamo exporter's transformer graphs. So it runs in a child process whose working
+    directory is ``workdir`` (a temporary folder, removed afterwards): nothing is left behind and
+    the notebook's own working directory is never changed. When symbolic shape inference fails,
+    it runs again without it (ONNX shape inference only); when that fails too, the model is
+    quantized as exported. Both fallbacks warn, naming the error.
+    """
+    src = onnx_in.resolve()
     out = workdir / f"{onnx_in.stem}.preprocessed.onnx"
-    quant_pre_process(str(onnx_in), str(out), skip_symbolic_shape=False)
-    return out
+    error = _run_pre_process(src, out, workdir, skip_symbolic_shape=False)
+    if error is None:
+        return out
+    retry = _run_pre_process(src, out, workdir, skip_symbolic_shape=True)
+    if retry is None:
+        warnings.warn(
+            f"quantization pre-processing: symbolic shape inference did not complete on "
+            f"{onnx_in.name} ({error}); pre-processed with ONNX shape inference only",
+            UserWarning,
+            stacklevel=3,
+        )
+        return out
+    warnings.warn(
+        f"quantization pre-processing failed on {onnx_in.name} ({retry}); quantizing the model as "
+        "exported (pass preprocess=False to skip the attempt)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return onnx_in
 
 
 def quantize_static_int8(
@@ -200,7 +255,8 @@ def quantize_static_int8(
             inputs, an :class:`ArrayCalibrationReader`, or any ORT ``CalibrationDataReader``.
         per_channel: one scale per output channel of each weight (recommended for CNNs).
         reduce_range: 7-bit weights, avoids u8 x s8 saturation on AVX2 CPUs without VNNI.
-        preprocess: run ``quant_pre_process`` (optimisation + symbolic shape inference) first.
+        preprocess: run ``quant_pre_process`` (optimisation + shape inference) first, with the
+            fallbacks described in the module docstring.
         calibrate_method: ``"minmax"``, ``"entropy"`` or ``"percentile"``.
         exclude: names of nodes to keep in fp32 (see :func:`first_and_last_nodes`).
         activation_type: ``"uint8"`` (u8 x s8, the fast path on x86) or ``"int8"``.
@@ -268,7 +324,7 @@ def quantize_dynamic_int8(
     No calibration set is needed. Good for MatMul-heavy models (transformers, RNNs); for CNNs it
     usually brings little, because ONNX Runtime keeps most convolutions in fp32 -- which is the
     point of showing it next to :func:`quantize_static_int8`. ``preprocess`` runs
-    ``quant_pre_process`` first, as for the static recipe.
+    ``quant_pre_process`` first, as for the static recipe (same fallbacks).
 
     Raises:
         QuantizationError: the model file does not exist.
@@ -309,43 +365,10 @@ def first_and_last_nodes(
     return list(dict.fromkeys([nodes[0].name, nodes[-1].name]))
 
 
-def quantized_op_summary(onnx_path: str | Path) -> dict[str, int]:
-    """Op-type counts of a model, for showing what quantization inserted (QDQ pairs, integer ops)."""
-    import onnx
-
-    model = onnx.load(str(_check_model_file(onnx_path)), load_external_data=False)
-    counts: dict[str, int] = {}
-    for node in model.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
 def needs_reduce_range(cpu_flags: Iterable[str] | None = None) -> bool:
     """True on x86 CPUs with AVX2 but no VNNI, where ORT recommends ``reduce_range=True``.
 
-    ``cpu_flags`` defaults to the flags in ``/proc/cpuinfo`` (Linux); elsewhere returns False.
+    ``cpu_flags`` defaults to this machine's (:func:`helpers.hardware.cpu_info`).
     """
-    if cpu_flags is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-        flags: set[str] = set()
-        for line in text.splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    else:
-        flags = {f.lower() for f in cpu_flags}
-    has_vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni", "vnni", "amx_int8"})
-    return "avx2" in flags and not has_vnni
-
-
-def file_size_mb(path: str | Path) -> float:
-    """Size of a model file in MB (including an external ``.data`` file next to it, if any)."""
-    p = Path(path)
-    size = p.stat().st_size
-    data = p.with_name(p.name + ".data")
-    if data.exists():
-        size += data.stat().st_size
-    return size / 1e6
+    flags = set(cpu_info()["all_flags"]) if cpu_flags is None else {f.lower() for f in cpu_flags}
+    return "avx2" in flags and not has_vnni(flags)

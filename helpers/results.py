@@ -26,7 +26,10 @@ def results_file(default_name: str = "interactive") -> Path:
     return output_dir("results") / f"{default_name}.json"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: numpy/torch scalars become numbers, non-finite floats
+    strings (``"nan"``, ``"inf"``), dicts and lists are converted item by item (keys become
+    strings), anything else its ``str()``."""
     if hasattr(value, "item") and callable(value.item):  # numpy/torch scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -34,9 +37,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return str(value)
 
 
@@ -47,7 +50,7 @@ def record(key: str, value: Any, unit: str = "", notebook: str = "interactive") 
     path = results_file(notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = load(path)
-    data[key] = {"value": _jsonable(value), "unit": unit}
+    data[key] = {"value": jsonable(value), "unit": unit}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)

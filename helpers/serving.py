@@ -1,12 +1,14 @@
-"""Serve an ONNX image classifier over HTTP: FastAPI + uvicorn on one machine, Ray Serve beyond.
+"""Serve an ONNX image classifier over HTTP with FastAPI (uvicorn here, Ray Serve in :mod:`helpers.ray_serving`).
 
 One :class:`ImageClassifier` holds everything a server needs for one model — **one** ONNX Runtime
-session shared by every request, the preprocessing, the labels and the input validation — so the
-FastAPI app (:func:`create_app`) and the Ray Serve deployment (:func:`ray_serve_app`) answer the
-same requests in the same way and a single client talks to both.
+session shared by every request, the preprocessing, the labels and the input validation — and
+:func:`create_app` wraps it in one FastAPI app. Ray Serve deploys that same app on its replicas
+(:func:`helpers.ray_serving.ray_serve_app`), so both servers answer the same requests in the
+same way and a single client talks to both. More endpoints (e.g. the Open Inference Protocol)
+plug in as FastAPI routers: ``create_app(classifier, routers=[router])``.
 
-The HTTP API (identical on both servers)
-----------------------------------------
+The HTTP API
+------------
 ``GET /health``
     ``{"status": "ok"}`` once the model is loaded.
 ``GET /metadata``
@@ -14,9 +16,10 @@ The HTTP API (identical on both servers)
 ``POST /predict``
     Either the raw image bytes with ``Content-Type: image/jpeg`` (png, webp, bmp, gif, tiff) and
     optional query parameters ``top_k`` and ``logits=true``, or JSON
-    ``{"image": "<base64>", "top_k": 5, "return_logits": false}``. Answer:
+    ``{"image": "<base64>", "top_k": 5, "return_logits": false}`` (:class:`PredictRequest`).
+    Answer (:class:`PredictResponse`):
     ``{"model": ..., "predictions": [{"label": ..., "probability": ...}, ...]}`` plus
-    ``"logits"`` when asked for.
+    ``"logits"`` when asked for. ``/docs`` shows both bodies' schemas.
 
 Every bad request gets a 4xx with a one-line ``{"error": ...}`` message, never a 500 with a
 traceback: wrong content type (415), body over the size limit (413), invalid JSON or an
@@ -24,15 +27,11 @@ undecodable image (400), JSON of the wrong shape or bad parameters (422), unknow
 wrong method (405). An unexpected server fault is logged on the server and answered with a
 500 that says only that.
 
-Running servers from a notebook
--------------------------------
+Running a server from a notebook
+--------------------------------
 :func:`serve_in_background` runs uvicorn in a background thread on ``127.0.0.1`` and a free
 port (a socket bound *before* the server starts, so there is no race for the port), waits until
-it accepts connections and stops it cleanly on exit. :func:`ray_cluster` starts a local Ray
-instance with its temporary folder inside the project's outputs (see :func:`ray_temp_dir` about
-the Unix-socket path limit), and on exit shuts Serve and Ray down and checks with ``psutil`` that
-no Ray process (raylet, GCS server, workers) is left behind. :func:`ray_batch_predict` runs the
-same model over a folder of images with Ray Data's ``map_batches``.
+it accepts connections and stops it cleanly on exit.
 """
 
 from __future__ import annotations
@@ -44,37 +43,29 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
-from helpers.images import ImageError, load_image, numpy_preprocess, top_k
+from helpers.images import ImageError, default_resize, load_image, numpy_preprocess, top_k
 
 __all__ = [
     "ACCEPTED_IMAGE_TYPES",
     "DEFAULT_MAX_BYTES",
     "ImageClassifier",
-    "RayCluster",
+    "PredictRequest",
+    "PredictResponse",
     "RequestError",
     "RunningServer",
     "create_app",
     "free_port",
-    "ray_batch_predict",
-    "ray_cluster",
-    "ray_processes",
-    "ray_serve_app",
-    "ray_temp_dir",
     "serve_in_background",
-    "start_ray_serve",
-    "toy_classifier_onnx",
 ]
 
 _log = logging.getLogger(__name__)
@@ -92,7 +83,6 @@ ACCEPTED_IMAGE_TYPES = (
 )
 #: Largest decoded image (pixels) a server accepts; bigger ones are refused from the header.
 SERVER_MAX_PIXELS = 25_000_000
-_JSON_FIELDS = {"image", "top_k", "return_logits"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -108,6 +98,34 @@ class RequestError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The JSON body sent to the client: ``{"error": message, "status": status}``."""
         return {"error": self.message, "status": self.status}
+
+
+# --------------------------------------------------------------------------------------------
+# The request and answer bodies (what /docs shows)
+# --------------------------------------------------------------------------------------------
+class PredictRequest(BaseModel):
+    """The JSON body of ``POST /predict`` (the other form is the raw image bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="the image file (JPEG, PNG, WebP, ...) encoded as base64")
+    top_k: int = Field(5, ge=1, strict=True, description="how many classes to return, best first")
+    return_logits: bool = Field(False, strict=True, description="also return the raw logits")
+
+
+class Prediction(BaseModel):
+    """One class and its probability."""
+
+    label: str
+    probability: float
+
+
+class PredictResponse(BaseModel):
+    """The answer of ``POST /predict``."""
+
+    model: str
+    predictions: list[Prediction]
+    logits: list[float] | None = Field(None, description="only with return_logits / logits=true")
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,7 +145,9 @@ class ImageClassifier:
     its first input takes ``float32 [batch, 3, size, size]`` and its first output is the logits.
     ONNX Runtime's ``InferenceSession.run`` is thread-safe, so one session serves concurrent
     requests — creating a session per request would reload the model every time.
-    Preprocessing is :func:`helpers.images.numpy_preprocess` (PIL + NumPy; no torch on the server).
+    Preprocessing is :func:`helpers.images.numpy_preprocess` (PIL + NumPy; no torch on the
+    server) at the model's ``input_size`` and ``resize`` (its short side before the crop: the
+    catalog's ``LoadedModel.resize``; ``None`` = :func:`helpers.images.default_resize`).
     """
 
     def __init__(
@@ -137,6 +157,7 @@ class ImageClassifier:
         model_name: str = "",
         labels: Sequence[str] | None = None,
         input_size: int = 224,
+        resize: int | None = None,
         default_top_k: int = 5,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_pixels: int = SERVER_MAX_PIXELS,
@@ -147,7 +168,7 @@ class ImageClassifier:
         self.output_name = runner.output_names[0]
         self.model_name = model_name or getattr(runner, "name", "model")
         self.input_size = int(input_size)
-        self.resize = self.input_size * 256 // 224
+        self.resize = int(resize) if resize is not None else default_resize(self.input_size)
         if labels is None:
             from helpers.images import imagenet_labels
 
@@ -231,30 +252,22 @@ class ImageClassifier:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RequestError(400, f"body is not valid JSON ({error})") from None
-        shape_hint = 'expected a JSON object {"image": "<base64 image>", "top_k": 5}'
         if not isinstance(payload, dict):
-            raise RequestError(422, f"{shape_hint}, got a JSON {type(payload).__name__}")
-        unknown = sorted(set(payload) - _JSON_FIELDS)
-        if unknown:
             raise RequestError(
-                422, f"unexpected field(s) {unknown}; allowed: {sorted(_JSON_FIELDS)}"
-            )
-        if "image" not in payload:
-            raise RequestError(422, f"missing field 'image'; {shape_hint}")
-        encoded = payload["image"]
-        if not isinstance(encoded, str):
-            raise RequestError(
-                422, f"field 'image' must be a base64 string, got {type(encoded).__name__}"
+                422,
+                'expected a JSON object {"image": "<base64 image>", "top_k": 5}, got a JSON '
+                f"{type(payload).__name__}",
             )
         try:
-            image_bytes = base64.b64decode(encoded, validate=True)
+            request = PredictRequest.model_validate(payload)
+        except ValidationError as error:
+            raise RequestError(422, _validation_message(error)) from None
+        try:
+            image_bytes = base64.b64decode(request.image, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError(422, "field 'image' is not valid base64") from None
-        k = self._check_top_k(payload.get("top_k", self.default_top_k), "field 'top_k'")
-        want_logits = payload.get("return_logits", False)
-        if not isinstance(want_logits, bool):
-            raise RequestError(422, "field 'return_logits' must be true or false")
-        return image_bytes, k, want_logits
+        k = self._check_top_k(request.top_k, "field 'top_k'")
+        return image_bytes, k, request.return_logits
 
     def _check_top_k(self, value: Any, where: str) -> int:
         if isinstance(value, bool):
@@ -351,12 +364,64 @@ async def _read_body(request: Any, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(classifier: ImageClassifier, *, title: str = "Image classifier") -> Any:
+def _validation_message(error: ValidationError) -> str:
+    """A pydantic error as one line: which field, what is wrong (and the fields allowed)."""
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
+        if item.get("type") == "extra_forbidden":
+            problems.append(f"unexpected field {where!r}")
+        else:
+            problems.append(f"field {where!r}: {item.get('msg')}")
+    allowed = ", ".join(PredictRequest.model_fields)
+    return f"{'; '.join(problems)} (fields: {allowed})"
+
+
+def _predict_openapi() -> dict[str, Any]:
+    """The request body ``/docs`` shows for ``POST /predict``: JSON or raw image bytes."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+                **{media: binary for media in ACCEPTED_IMAGE_TYPES},
+            },
+        },
+        "parameters": [
+            {"name": "top_k", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1}, "description": "raw-image requests"},
+            {"name": "logits", "in": "query", "required": False,
+             "schema": {"type": "boolean"}, "description": "raw-image requests"},
+        ],
+    }
+
+
+def create_app(
+    classifier: ImageClassifier,
+    *,
+    title: str = "Image classifier",
+    routers: Sequence[Any] = (),
+    server: str = "fastapi+uvicorn",
+    infer: Callable[[np.ndarray], Awaitable[np.ndarray]] | None = None,
+    metadata: Callable[[], Mapping[str, Any]] | None = None,
+) -> Any:
     """A FastAPI app serving ``classifier`` at ``/predict``, ``/health`` and ``/metadata``.
 
     The model session is created once (in ``classifier``) and shared by all requests. The
     blocking work (image decoding, ONNX Runtime) runs in Starlette's thread pool so the event
-    loop keeps accepting connections. Errors are answered as described in the module docstring.
+    loop keeps accepting connections. Errors are answered as described in the module docstring,
+    for every route of the app.
+
+    - ``routers``: more ``fastapi.APIRouter`` s to include (after the built-in routes), e.g. an
+      Open Inference Protocol router; ``app.include_router(...)`` later works too. Their errors
+      get the same ``{"error": ..., "status": ...}`` bodies. The classifier is
+      ``request.app.state.classifier`` inside any route.
+    - ``server``: how ``/metadata`` names the server.
+    - ``infer``: an async function from one preprocessed image ``float32 [3, H, W]`` to its
+      logits row; default: ``classifier.predict_batch`` in the thread pool. Ray Serve passes its
+      ``@serve.batch`` method here (:mod:`helpers.ray_serving`).
+    - ``metadata``: extra fields for ``/metadata`` (computed per request).
     """
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -366,6 +431,11 @@ def create_app(classifier: ImageClassifier, *, title: str = "Image classifier") 
 
     app = FastAPI(title=title, description="Serves one ONNX image classifier (helpers.serving).")
     app.state.classifier = classifier
+
+    async def infer_in_threadpool(pixels: np.ndarray) -> np.ndarray:
+        return (await run_in_threadpool(classifier.predict_batch, pixels))[0]
+
+    run_model = infer or infer_in_threadpool
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, error: RequestError) -> JSONResponse:
@@ -401,22 +471,37 @@ def create_app(classifier: ImageClassifier, *, title: str = "Image classifier") 
         return {"status": "ok"}
 
     @app.get("/metadata")
-    async def metadata() -> dict[str, Any]:
+    async def model_metadata() -> dict[str, Any]:
         """Model, input signature, runtime settings and request limits."""
-        return {"server": "fastapi+uvicorn", **classifier.metadata()}
+        return {"server": server, **classifier.metadata(), **(metadata() if metadata else {})}
 
-    @app.post("/predict")
+    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
+              openapi_extra=_predict_openapi())
     async def predict(request: Request) -> dict[str, Any]:
-        """Classify one image (raw image bytes or JSON with base64); see the module docstring."""
+        """Classify one image: raw image bytes, or JSON with the image in base64."""
         classifier.check_length(request.headers.get("content-length"))
         body = await _read_body(request, classifier.max_bytes)
-        return await run_in_threadpool(
-            classifier.handle,
-            request.headers.get("content-type"),
-            body,
-            dict(request.query_params),
+        parsed = await run_in_threadpool(
+            classifier.parse, request.headers.get("content-type"), body, dict(request.query_params)
         )
+        logits = await run_model(parsed.pixels)
+        return classifier.answer(logits, parsed.top_k, parsed.return_logits)
 
+    # The JSON body is parsed by hand (the same endpoint takes raw images), so register its
+    # schema for /docs explicitly.
+    app.openapi_schema = None
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["PredictRequest"] = PredictRequest.model_json_schema()
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    for router in routers:
+        app.include_router(router)
     return app
 
 
@@ -519,412 +604,3 @@ def _port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         return sock.connect_ex((host, port)) == 0
-
-
-# --------------------------------------------------------------------------------------------
-# Ray: local cluster, Serve deployment, Data batch inference
-# --------------------------------------------------------------------------------------------
-#: Linux limits a Unix socket path (``sun_path``) to 107 characters. Ray puts its sockets at
-#: ``<temp_dir>/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store``, ~64 characters more.
-UNIX_SOCKET_PATH_MAX = 107
-_RAY_SOCKET_SUFFIX = "/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store"
-
-
-def ray_temp_dir(preferred: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
-    """Where Ray keeps its session files, and why: ``(folder, reason)``.
-
-    Preferably inside the project's outputs (``outputs/07_serving/ray``), so nothing is left in
-    ``/tmp/ray`` (Ray's default). But Ray's Unix sockets live under that folder and Linux caps a
-    socket path at 107 characters: if the folder is too deep (a long checkout path), a short
-    folder under the system temp dir is used instead, and the reason says so.
-    """
-    from helpers.paths import output_dir
-
-    folder = Path(preferred) if preferred is not None else output_dir("07_serving", "ray")
-    folder = folder.resolve()
-    if len(str(folder)) + len(_RAY_SOCKET_SUFFIX) <= UNIX_SOCKET_PATH_MAX:
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder, f"inside the project's outputs ({folder})"
-    short = Path(tempfile.gettempdir()) / f"ray-{os.getuid()}"
-    short.mkdir(parents=True, exist_ok=True)
-    return short, (
-        f"{folder} is {len(str(folder))} characters long; Ray's socket paths under it would pass "
-        f"Linux's {UNIX_SOCKET_PATH_MAX}-character limit for Unix sockets, so Ray uses {short}"
-    )
-
-
-_RAY_PROCESS_NAMES = ("raylet", "gcs_server", "plasma_store", "dashboard", "ray::", "ray_client")
-
-
-def ray_processes(temp_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """Running Ray processes (raylet, GCS server, workers...) — of this session's ``temp_dir`` if given.
-
-    Found with ``psutil``: by process name or command line. With ``temp_dir``, only processes whose
-    command line mentions it (every raylet/GCS/worker of a session does) or that are children
-    of this process count, so another user's Ray on the same machine is not reported.
-    """
-    import psutil
-
-    me = psutil.Process()
-    try:
-        children = {p.pid for p in me.children(recursive=True)}
-    except psutil.Error:  # pragma: no cover
-        children = set()
-    marker = str(Path(temp_dir).resolve()) if temp_dir is not None else None
-    found = []
-    for proc in psutil.process_iter(["pid", "name", "cmdline", "status"]):
-        try:
-            name = proc.info["name"] or ""
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-        except psutil.Error:  # pragma: no cover
-            continue
-        text = f"{name} {cmd}"
-        is_ray = any(key in text for key in _RAY_PROCESS_NAMES) or (
-            "ray" in cmd and ("default_worker.py" in cmd or "ray/_private" in cmd)
-        )
-        if not is_ray or proc.pid == me.pid:
-            continue
-        if marker is not None and marker not in cmd and proc.pid not in children:
-            continue
-        found.append({"pid": proc.pid, "name": name, "cmdline": cmd[:160]})
-    return found
-
-
-@dataclass
-class RayCluster:
-    """A local Ray instance started by :func:`ray_cluster`."""
-
-    temp_dir: Path
-    temp_dir_reason: str
-    num_cpus: int
-    started_s: float = 0.0
-    processes_at_start: list[dict[str, Any]] = field(default_factory=list)
-    leftover_processes: list[dict[str, Any]] | None = None
-    shutdown_s: float = 0.0
-    attempts: int = 1
-
-
-def _terminate(processes: Sequence[Mapping[str, Any]], timeout_s: float = 10.0) -> None:
-    """Terminate the given processes (by pid; they are this session's Ray processes)."""
-    import psutil
-
-    procs = []
-    for info in processes:
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(int(info["pid"]))
-            proc.terminate()
-            procs.append(proc)
-    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-
-
-@contextlib.contextmanager
-def ray_cluster(
-    *,
-    num_cpus: int = 2,
-    temp_dir: str | os.PathLike[str] | None = None,
-    object_store_memory: int = 200 * 1024 * 1024,
-    shutdown_timeout_s: float = 30.0,
-    attempts: int = 3,
-) -> Iterator[RayCluster]:
-    """Start a local Ray instance; on exit shut Serve and Ray down and check nothing is left.
-
-    ``ray.init`` runs with no dashboard, a small object store, ``num_cpus`` CPUs and its
-    temporary folder from :func:`ray_temp_dir`. Leaving the block calls ``serve.shutdown()``
-    (if Serve was started) and ``ray.shutdown()``, then waits up to ``shutdown_timeout_s`` for
-    every Ray process of this session to exit; any survivor raises ``RuntimeError`` naming it.
-
-    Ray's raylet gives its agent processes ~15 s to start; on an overloaded machine they can be
-    slower and ``ray.init`` fails ("The current node timed out during startup"). That attempt's
-    processes are then terminated (by pid) and start-up is retried, up to ``attempts`` times.
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report (no network here)
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    import ray
-
-    folder, reason = ray_temp_dir(temp_dir)
-    t0 = time.perf_counter()
-    for attempt in range(1, attempts + 1):
-        try:
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                object_store_memory=object_store_memory,
-                _temp_dir=str(folder),
-                logging_level=logging.ERROR,
-                log_to_driver=False,
-                namespace="inference-suite",
-            )
-            break
-        except Exception as error:
-            # The raylet waits ~15 s for its agents (Python processes) to write their port
-            # files; on an overloaded machine they can be slower and the start-up aborts
-            # ("The current node timed out during startup"). Clean up that attempt, retry.
-            with contextlib.suppress(Exception):
-                ray.shutdown()
-            _terminate(ray_processes(folder))
-            if attempt == attempts:
-                raise RuntimeError(
-                    f"Ray did not start in {attempts} attempts (last error: {error}). Ray's "
-                    "agents must start within ~15 s; is the machine overloaded?"
-                ) from error
-            _log.warning("Ray start-up attempt %d failed (%s); retrying", attempt, error)
-    cluster = RayCluster(folder, reason, num_cpus, started_s=time.perf_counter() - t0)
-    cluster.attempts = attempt
-    cluster.processes_at_start = ray_processes(folder)
-    try:
-        yield cluster
-    finally:
-        t1 = time.perf_counter()
-        with contextlib.suppress(Exception):
-            from ray import serve
-
-            serve.shutdown()
-        ray.shutdown()
-        deadline = time.perf_counter() + shutdown_timeout_s
-        left = ray_processes(folder)
-        while left and time.perf_counter() < deadline:
-            time.sleep(0.25)
-            left = ray_processes(folder)
-        cluster.leftover_processes = left
-        cluster.shutdown_s = time.perf_counter() - t1
-        if left:
-            raise RuntimeError(
-                "Ray processes still running after serve.shutdown() and ray.shutdown(): "
-                + ", ".join(f"{p['name']} (pid {p['pid']})" for p in left)
-            )
-
-
-def ray_serve_app(
-    onnx_path: str | os.PathLike[str],
-    *,
-    model_name: str = "",
-    labels: Sequence[str] | None = None,
-    input_size: int = 224,
-    num_replicas: int = 2,
-    max_batch_size: int = 8,
-    batch_wait_timeout_s: float = 0.005,
-    intra_op_threads: int = 1,
-    num_cpus_per_replica: float = 0.5,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> Any:
-    """A Ray Serve application answering the same HTTP API as :func:`create_app`.
-
-    ``num_replicas`` replicas (actors), each with its own ONNX Runtime session of
-    ``intra_op_threads`` threads. Requests are validated in the replica with the same
-    :class:`ImageClassifier` code, then grouped by ``@serve.batch`` (up to ``max_batch_size``
-    images, waiting at most ``batch_wait_timeout_s`` for a batch to fill) into one session call.
-    ``/metadata`` reports which replica answered and the batch sizes it has run.
-    """
-    from ray import serve
-    from starlette.responses import JSONResponse
-
-    labels = list(labels) if labels is not None else None
-    options = {
-        "model_name": model_name,
-        "labels": labels,
-        "input_size": input_size,
-        "max_bytes": max_bytes,
-        "intra_op_threads": intra_op_threads,
-    }
-
-    @serve.deployment(
-        num_replicas=num_replicas,
-        ray_actor_options={"num_cpus": num_cpus_per_replica},
-        max_ongoing_requests=max(2 * max_batch_size, 16),
-    )
-    class ImageClassifierDeployment:
-        def __init__(self, path: str, opts: dict[str, Any]) -> None:
-            opts = dict(opts)
-            threads = opts.pop("intra_op_threads")
-            self.classifier = ImageClassifier.from_onnx(path, intra_op_threads=threads, **opts)
-            self.batch_sizes: Counter[int] = Counter()
-            self.replica = f"{os.getpid()}"
-
-        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
-        async def infer(self, pixels: list[np.ndarray]) -> list[np.ndarray]:
-            self.batch_sizes[len(pixels)] += 1
-            logits = self.classifier.predict_batch(np.stack(pixels))
-            return list(logits)
-
-        async def __call__(self, request: Any) -> Any:
-            path = request.url.path.rstrip("/") or "/"
-            try:
-                if path == "/health":
-                    if request.method != "GET":
-                        raise RequestError(405, "Method Not Allowed")
-                    return JSONResponse({"status": "ok"})
-                if path == "/metadata":
-                    if request.method != "GET":
-                        raise RequestError(405, "Method Not Allowed")
-                    meta = {
-                        "server": "ray-serve",
-                        **self.classifier.metadata(),
-                        "replica_pid": self.replica,
-                        "batch_sizes": dict(sorted(self.batch_sizes.items())),
-                        "max_batch_size": max_batch_size,
-                        "batch_wait_timeout_s": batch_wait_timeout_s,
-                    }
-                    return JSONResponse(meta)
-                if path != "/predict":
-                    raise RequestError(404, "Not Found")
-                if request.method != "POST":
-                    raise RequestError(405, "Method Not Allowed")
-                c = self.classifier
-                c.check_length(request.headers.get("content-length"))
-                body = await _read_body(request, c.max_bytes)
-                parsed = c.parse(
-                    request.headers.get("content-type"), body, dict(request.query_params)
-                )
-                logits = await self.infer(parsed.pixels)
-                return JSONResponse(c.answer(logits, parsed.top_k, parsed.return_logits))
-            except RequestError as error:
-                return JSONResponse(error.to_dict(), status_code=error.status)
-            except Exception as error:  # never a traceback to the client
-                _log.exception("unexpected error while serving a request")
-                return JSONResponse(
-                    {"error": f"internal server error ({type(error).__name__}); see the server log",
-                     "status": 500},
-                    status_code=500,
-                )
-
-    return ImageClassifierDeployment.bind(str(Path(onnx_path).resolve()), options)
-
-
-def start_ray_serve(
-    app: Any,
-    *,
-    host: str = "127.0.0.1",
-    port: int | None = None,
-    name: str = "classifier",
-    ready_timeout_s: float = 120.0,
-) -> RunningServer:
-    """Start Serve's HTTP proxy on ``host:port`` (a free port by default), deploy ``app``, wait.
-
-    Needs a running Ray (:func:`ray_cluster`); returns once ``/health`` answers 200.
-    :func:`ray_cluster` shuts it all down on exit (``serve.shutdown()``).
-    """
-    import httpx
-    from ray import serve
-
-    port = port or free_port(host)
-    logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    t0 = time.perf_counter()
-    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
-    serve.run(app, name=name, route_prefix="/", blocking=False)
-    url = f"http://{host}:{port}"
-    deadline = t0 + ready_timeout_s
-    last = ""
-    while time.perf_counter() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                return RunningServer(host, port, "ray-serve", started_s=time.perf_counter() - t0)
-            last = "health check not 200 yet"
-        except httpx.HTTPError as error:
-            last = str(error)
-        time.sleep(0.25)
-    raise TimeoutError(f"Ray Serve did not become ready within {ready_timeout_s} s ({last})")
-
-
-class _RayDataPredictor:
-    """Ray Data ``map_batches`` callable: one ONNX Runtime session per actor."""
-
-    def __init__(self, onnx_path: str, input_size: int, intra_op_threads: int) -> None:
-        from helpers.runners import ort_runner
-
-        self.runner = ort_runner(onnx_path, intra_op_threads=intra_op_threads)
-        self.input_name = self.runner.inputs[0].name
-        self.output_name = self.runner.output_names[0]
-        self.input_size = input_size
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        pixels = np.stack(
-            [
-                numpy_preprocess(
-                    load_image(str(p)), size=self.input_size, resize=self.input_size * 256 // 224
-                )
-                for p in batch["path"]
-            ]
-        )
-        logits = self.runner.run({self.input_name: pixels})[self.output_name]
-        return {"path": batch["path"], "logits": logits}
-
-
-def ray_batch_predict(
-    onnx_path: str | os.PathLike[str],
-    files: Sequence[str | os.PathLike[str]],
-    *,
-    input_size: int = 224,
-    batch_size: int = 8,
-    concurrency: int = 1,
-    intra_op_threads: int = 1,
-    num_cpus: float = 0.5,
-) -> dict[str, np.ndarray]:
-    """Logits for every image file with Ray Data: ``from_items → map_batches → take_all``.
-
-    Needs a running Ray (:func:`ray_cluster`). ``concurrency`` actors each hold one ONNX Runtime
-    session (a callable class in ``map_batches``), so the model loads once per actor, not once
-    per batch. Returns ``{path: logits}`` (Ray Data does not promise to keep row order).
-    """
-    import ray
-    import ray.data
-
-    items = [{"path": str(Path(f).resolve())} for f in files]
-    if not items:
-        raise ValueError("no files to predict")
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # keep notebook output readable
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    dataset = ray.data.from_items(items).map_batches(
-        _RayDataPredictor,
-        fn_constructor_kwargs={
-            "onnx_path": str(Path(onnx_path).resolve()),
-            "input_size": input_size,
-            "intra_op_threads": intra_op_threads,
-        },
-        batch_size=batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=concurrency),
-        num_cpus=num_cpus,
-    )
-    return {row["path"]: np.asarray(row["logits"]) for row in dataset.take_all()}
-
-
-def toy_classifier_onnx(
-    path: str | os.PathLike[str], *, num_classes: int = 10, seed: int = 0
-) -> Path:
-    """Write a toy ONNX image classifier (no torch needed) for tests and quick demos; return its path.
-
-    ``pixel_values: float32[batch, 3, H, W]`` → global average pool → linear →
-    ``logits: float32[batch, num_classes]``, with seeded random weights. Any image size works; it
-    runs in microseconds, so a test can send hundreds of requests.
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    weight = rng.normal(0, 4.0, size=(3, num_classes)).astype(np.float32)
-    bias = rng.normal(0, 0.1, size=(num_classes,)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("GlobalAveragePool", ["pixel_values"], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
-            helper.make_node("Gemm", ["flat", "weight", "bias"], ["logits"]),
-        ],
-        "toy_classifier",
-        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_classes])],
-        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path

@@ -15,11 +15,8 @@ they render through ``jupyterlab_widgets``.
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import html
 import io
-import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +27,8 @@ import numpy as np
 
 from helpers import images as image_utils
 from helpers import runners
+from helpers.benchmark import benchmark
+from helpers.cache import cached_export
 
 __all__ = [
     "RUNTIMES",
@@ -50,22 +49,16 @@ __all__ = [
 
 #: Runtimes the demo can run: key -> (label, key in available_runtimes(), why it may be missing).
 RUNTIMES: dict[str, tuple[str, str, str]] = {
-    "pytorch": ("PyTorch eager (CPU)", "pytorch", "PyTorch is not importable"),
-    "pytorch-cuda": ("PyTorch eager (CUDA)", "pytorch-cuda", "no NVIDIA GPU visible to PyTorch"),
-    "onnxruntime": ("ONNX Runtime — CPU EP", "onnxruntime", "ONNX Runtime is not installed"),
-    "onnxruntime-cuda": (
-        "ONNX Runtime — CUDA EP",
+    key: (runners.RUNTIME_LABELS[key], key, f"needs {runners.RUNTIME_NEEDS[key]}")
+    for key in (
+        "pytorch",
+        "pytorch-cuda",
+        "onnxruntime",
         "onnxruntime-cuda",
-        "needs the gpu environment (onnxruntime-gpu) and a GPU",
-    ),
-    "onnxruntime-openvino": (
-        "ONNX Runtime — OpenVINO EP",
         "onnxruntime-openvino",
-        "needs the openvino environment (onnxruntime-openvino)",
-    ),
-    "openvino": ("OpenVINO (native)", "openvino", "OpenVINO is not installed"),
+        "openvino",
+    )
 }
-_ONNX_BASED = {"onnxruntime", "onnxruntime-cuda", "onnxruntime-openvino", "openvino"}
 _INPUT, _OUTPUT = "pixels", "logits"
 
 
@@ -98,8 +91,12 @@ def usable_runtimes(available: Mapping[str, bool] | None = None) -> list[str]:
 
 def _environment_line() -> str:
     from helpers import envreport
+    from helpers.hardware import ort_distribution
 
-    return f"environment <b>{html.escape(envreport.environment_name())}</b> ({html.escape(envreport.ort_distribution())})"
+    return (
+        f"environment <b>{html.escape(envreport.environment_name())}</b> "
+        f"({html.escape(ort_distribution())})"
+    )
 
 
 class RuntimePicker:
@@ -161,41 +158,36 @@ def runtime_picker(default: Sequence[str] | None = None, **kwargs: Any) -> Runti
 # --------------------------------------------------------------------------------------------
 # The classifier, without widgets
 # --------------------------------------------------------------------------------------------
-def _weights_digest(model: Any) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def export_for_demo(model: Any, input_size: int = 224, folder: str | Path | None = None) -> Path:
     """Export ``model`` to ONNX once (dynamic batch, input ``pixels``, output ``logits``).
 
-    The file is cached under ``helpers.paths.cache_dir("classroom")``, named by a hash of the
-    weights, so a re-run (or a second demo on the same model) reuses it.
+    Cached with :func:`helpers.cache.cached_export` under the model's weights and the input size
+    (in ``cache_dir("exports")``, or ``folder``), so a re-run — or a second demo on the same
+    model — reuses it, and changed weights are never served a stale file.
     """
     import torch
 
     from helpers import export
-    from helpers.paths import cache_dir
 
-    folder = Path(folder) if folder is not None else cache_dir("classroom")
-    path = folder / f"classifier-{_weights_digest(model)}-{input_size}.onnx"
-    if path.is_file():
-        return path
-    example = torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-    tmp = path.with_name(path.stem + ".partial.onnx")
-    export.export_onnx(
-        model.eval(),
-        (example,),
-        tmp,
-        input_names=[_INPUT],
-        output_names=[_OUTPUT],
-        dynamic_shapes={_INPUT: {0: "batch"}},
+    def write(path: Path) -> None:
+        generator = torch.Generator().manual_seed(0)
+        example = torch.randn(2, 3, input_size, input_size, generator=generator)
+        export.export_onnx(
+            model.eval(),
+            (example,),
+            path,
+            input_names=[_INPUT],
+            output_names=[_OUTPUT],
+            dynamic_shapes={_INPUT: {0: "batch"}},
+        )
+
+    return cached_export(
+        model,
+        write,
+        what="image classifier",
+        settings={"input_size": input_size, "inputs": _INPUT, "outputs": _OUTPUT},
+        folder=Path(folder) if folder is not None else "exports",
     )
-    tmp.replace(path)
-    return path
 
 
 def build_runner(
@@ -206,40 +198,16 @@ def build_runner(
     onnx_path: str | Path | None = None,
     threads: int | None = 2,
 ) -> runners.Runner:
-    """A runner for one demo runtime (see :data:`RUNTIMES`); ONNX-based ones need ``onnx_path``."""
+    """A runner for one demo runtime (see :data:`RUNTIMES`) from :func:`helpers.runners.for_runtime`:
+    the PyTorch keys run ``model``, the others ``onnx_path`` (see :func:`export_for_demo`)."""
     if key not in RUNTIMES:
         raise ValueError(f"unknown runtime {key!r}; choose from {', '.join(RUNTIMES)}")
-    label = RUNTIMES[key][0]
     specs = [runners.TensorSpec(_INPUT, ("batch", 3, input_size, input_size), "float32")]
-    if key == "pytorch":
-        return runners.torch_runner(model, specs, [_OUTPUT], name=label, threads=threads)
-    if key == "pytorch-cuda":
-        return runners.torch_runner(
-            copy.deepcopy(model), specs, [_OUTPUT], name=label, device="cuda", strict=True
-        )
+    if key in runners.TORCH_RUNTIMES:
+        return runners.for_runtime(key, model, threads, inputs=specs, output_names=[_OUTPUT])
     if onnx_path is None:
-        raise ValueError(f"{label} runs an ONNX file: pass onnx_path (see export_for_demo)")
-    if key == "onnxruntime":
-        return runners.ort_runner(
-            onnx_path,
-            providers=runners.ort_providers_for("cpu"),
-            name=label,
-            intra_op_threads=threads,
-        )
-    if key == "onnxruntime-cuda":
-        return runners.ort_runner(
-            onnx_path, providers=runners.ort_providers_for("cuda"), name=label, strict=True
-        )
-    if key == "onnxruntime-openvino":
-        return runners.ort_runner(
-            onnx_path,
-            providers=runners.ort_providers_for("openvino"),
-            name=label,
-            intra_op_threads=threads,
-            provider_options={"OpenVINOExecutionProvider": {"device_type": "CPU"}},
-            strict=True,
-        )
-    return runners.openvino_runner(onnx_path, device="CPU", threads=threads, name=label)
+        raise ValueError(f"{RUNTIMES[key][0]} runs an ONNX file: pass onnx_path (see export_for_demo)")
+    return runners.for_runtime(key, onnx_path, threads)
 
 
 @dataclass
@@ -290,12 +258,9 @@ def classify_image(
             feed = {runner.inputs[0].name: pixels}
             logits = np.asarray(runner(feed)[runner.output_names[0]])
             pred.top = image_utils.top_k(logits, labels, k=k)[0]
-            times = []
-            for _ in range(max(int(repeats), 1)):
-                start = time.perf_counter()
-                runner(feed)
-                times.append((time.perf_counter() - start) * 1e3)
-            pred.latency_ms, pred.runs = float(statistics.median(times)), len(times)
+            runs = max(int(repeats), 1)
+            timed = benchmark(runner, feed, warmup=0, runs=runs, min_runs=runs, progress=False)
+            pred.latency_ms, pred.runs = timed.p50, timed.runs
         except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
             pred.error = f"{type(exc).__name__}: {str(exc)[:200]}"
         results.append(pred)
@@ -456,7 +421,7 @@ class ClassifierDemo:
         for key in keys:
             if key not in self._runners:
                 onnx_path = None
-                if key in _ONNX_BASED:
+                if key in runners.ONNX_RUNTIMES:
                     if self._onnx_path is None:
                         self.status.value = "<i>exporting the model to ONNX (once)…</i>"
                         self._onnx_path = export_for_demo(self.model, self.size)

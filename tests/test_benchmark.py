@@ -12,7 +12,17 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.benchmark import BenchmarkResult, benchmark, compare, plot_latencies, results_frame
+from helpers.benchmark import (
+    BenchmarkResult,
+    Workload,
+    benchmark,
+    best_of,
+    compare,
+    interleaved,
+    percentile,
+    plot_latencies,
+    results_frame,
+)
 
 
 class Counter:
@@ -171,3 +181,43 @@ def test_results_frame_and_plot() -> None:
     assert any("ms" in t.get_text() for t in ax.texts)
     with pytest.raises(ValueError, match="p50_ms"):
         plot_latencies(pd.DataFrame({"runner": ["a"]}))
+
+
+def test_percentile_matches_numpy_and_is_nan_when_empty() -> None:
+    values = [5.0, 1.0, 3.0, 10.0]
+    assert percentile(values, 50) == pytest.approx(np.percentile(values, 50))
+    assert percentile(values, 99) == pytest.approx(np.percentile(values, 99))
+    assert math.isnan(percentile([], 50))
+
+
+def test_best_of_warms_up_and_takes_the_minimum() -> None:
+    fn = Counter()
+    best_ns = best_of(fn, seconds=0.0, min_reps=4)
+    assert fn.calls == 5  # one warm-up, then min_reps timed calls
+    assert 0 <= best_ns < 1e9
+
+
+def test_interleaved_rounds_counts_calls_and_rates() -> None:
+    order: list[str] = []
+
+    def work(label: str, sleep: float = 0.0):
+        def call() -> None:
+            order.append(label)
+            time.sleep(sleep)
+        return call
+
+    table = interleaved(
+        {
+            "fast": Workload(work("fast"), items=10, runs=3, warmup=1),
+            "slow": Workload(work("slow", 0.01), items=4, runs=1, warmup=0),
+        },
+        unit="tokens",
+    )
+    # warm-ups first, then rounds in which every workload that still needs runs is called once
+    assert order == ["fast", "fast", "slow", "fast", "fast"]
+    assert list(table.columns) == ["tokens", "runs", "s_per_call", "tokens_per_s"]
+    assert table.loc["fast", "runs"] == 3 and table.loc["slow", "runs"] == 1
+    assert table.loc["slow", "s_per_call"] >= 0.01
+    assert table.loc["slow", "tokens_per_s"] == pytest.approx(4 / table.loc["slow", "s_per_call"])
+    with pytest.raises(ValueError, match="runs"):
+        interleaved({"bad": Workload(work("x"), runs=0)})

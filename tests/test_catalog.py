@@ -11,8 +11,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+from fakes import torch_step
 
-from helpers import catalog, images
+from helpers import cache, catalog, embeddings, hub, images
 from helpers.catalog import CatalogError
 
 torch.set_num_threads(2)
@@ -25,7 +26,7 @@ def _no_network(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home_empty")))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_cache_empty")))
     monkeypatch.delenv("INFERENCE_SUITE_CANONICAL_DIR", raising=False)
-    catalog._PROBES.clear()
+    hub._PROBES.clear()
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +53,6 @@ def test_bad_names_list_the_choices():
         catalog.load("question-answering", variant="huge")
     with pytest.raises(CatalogError, match="unknown variant 'small'.*default"):
         catalog.load("text-generation", "tiny", variant="small")
-
-
-def test_choices_table():
-    table = catalog.choices()
-    assert {"task", "source", "name", "pretrained", "needs_network"} <= set(table.columns)
-    assert set(table["task"]) == set(catalog.TASKS)
-    assert set(table["source"]) == {"canonical", "offline", "tiny"}
-    qa = table[(table.task == "question-answering") & (table.source == "offline")].iloc[0]
-    assert not qa.meaningful_outputs and qa.pretrained
 
 
 def test_explicit_canonical_offline_is_a_clear_error():
@@ -190,7 +182,7 @@ def test_probe_url_local_server_and_closed_port(monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        ok, detail = catalog.probe_url(f"http://127.0.0.1:{server.server_port}/x", timeout=2)
+        ok, detail = hub.probe_url(f"http://127.0.0.1:{server.server_port}/x", timeout=2)
         assert ok and detail == "HTTP 200"
         # with the network allowed, a reachable hub makes the canonical model "downloadable"
         monkeypatch.delenv("INFERENCE_SUITE_OFFLINE")
@@ -206,12 +198,12 @@ def test_probe_url_local_server_and_closed_port(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    ok, detail = catalog.probe_url(f"http://127.0.0.1:{closed}/x", timeout=2)
+    ok, detail = hub.probe_url(f"http://127.0.0.1:{closed}/x", timeout=2)
     assert not ok and "refused" in detail.lower()
-    assert not catalog.network_allowed()  # INFERENCE_SUITE_OFFLINE=1 from the fixture
+    assert not hub.network_allowed()  # INFERENCE_SUITE_OFFLINE=1 from the fixture
     monkeypatch.delenv("INFERENCE_SUITE_OFFLINE")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not catalog.network_allowed()
+    assert not hub.network_allowed()
 
 
 # ------------------------------------------------------------------------------------------
@@ -231,46 +223,10 @@ def test_cache_detects_and_rebuilds_corrupt_entries(tmp_path, monkeypatch):
     # truncated file -> size mismatch
     data = first.path.read_bytes()
     first.path.write_bytes(data[: len(data) // 2])
-    assert not catalog._verify(folder)[0]
+    assert not cache.verify(folder)[0]
     again = catalog.load("image-classification", "tiny", show_banner=False)
     assert "rebuilt" in " ".join(again.notes) and "truncated" in " ".join(again.notes)
     assert torch.equal(again.model.classifier[-1].weight, reference)  # seeded: same weights
-
-
-def test_cached_build_is_atomic_and_verified(tmp_path, monkeypatch):
-    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
-    calls = []
-
-    def build(folder):
-        calls.append(folder)
-        (folder / "weights.bin").write_bytes(bytes(range(256)) * 4)
-
-    folder, note = catalog._cached_build("demo", build, what="demo")
-    assert "built once" in note and catalog._verify(folder)[0]
-    assert catalog._cached_build("demo", build, what="demo")[0] == folder and len(calls) == 1
-
-    # same size, different bytes -> checksum mismatch -> rebuilt
-    data = bytearray((folder / "weights.bin").read_bytes())
-    data[-10] ^= 0xFF
-    (folder / "weights.bin").write_bytes(bytes(data))
-    assert "checksum" in catalog._verify(folder)[1]
-    _, note = catalog._cached_build("demo", build, what="demo")
-    assert "rebuilt" in note and "checksum" in note and len(calls) == 2
-    # interrupted build (no manifest) -> incomplete -> rebuilt
-    (folder / ".manifest.json").unlink()
-    assert "incomplete" in catalog._verify(folder)[1]
-    catalog._cached_build("demo", build, what="demo")
-    assert catalog._verify(folder)[0] and len(calls) == 3
-
-    # a failing build leaves nothing behind, and the error propagates
-    def broken(folder):
-        (folder / "half.bin").write_bytes(b"x")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        catalog._cached_build("broken", broken, what="broken")
-    assert not (tmp_path / "catalog" / "broken").exists()
-    assert not [p for p in (tmp_path / "catalog").iterdir() if p.name.startswith(".")]
 
 
 # ------------------------------------------------------------------------------------------
@@ -295,7 +251,7 @@ def test_offline_qa_standin_is_honest_and_quiet(capfd):
 def test_minilm_ranks_paraphrase_above_unrelated():
     lm = catalog.load("sentence-embedding", show_banner=False)
     assert lm.source == "offline" and lm.meaningful_outputs
-    emb = catalog.sentence_embeddings(
+    emb = embeddings.sentence_embeddings(
         lm,
         [
             "A man is playing a guitar.",
@@ -310,7 +266,7 @@ def test_minilm_ranks_paraphrase_above_unrelated():
 
 
 def test_gpt2_tokenizer_exact():
-    tok = catalog.gpt2_tokenizer()
+    tok = catalog.load("text-generation", "tiny", show_banner=False).tokenizer
     assert len(tok) == 50257
     assert tok("Hello world")["input_ids"] == [15496, 995]
     text = "Inference at 3× speed — naïve café 🚀!"
@@ -318,7 +274,7 @@ def test_gpt2_tokenizer_exact():
 
 
 def test_wordpiece_tokenizer():
-    tok = catalog.wordpiece_tokenizer()
+    tok = catalog.load("question-answering", "tiny", show_banner=False).tokenizer
     assert tok.vocab_size == 30522
     assert tok("Hello world")["input_ids"] == [101, 7592, 2088, 102]
 
@@ -359,7 +315,7 @@ def test_smollm2_greedy_matches_generate(smollm2):
         lm.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=8
     )
     loop = generation.Generator(
-        generation.torch_step(lm.model),
+        torch_step(lm.model),
         generation.CacheLayout.from_config(lm.model.config),
         eos_token_id=lm.model.config.eos_token_id,
     )

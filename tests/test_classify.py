@@ -1,4 +1,4 @@
-"""helpers.classify: the runtime-independent classification application, folders, photo set."""
+"""helpers.classify: the runtime-independent classification application, folders, resize."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.classify import classify, classify_arrays, classify_folder, photo_set, softmax
-from helpers.images import ImageError
+from helpers.classify import classify, classify_arrays, classify_folder
+from helpers.images import ImageError, photo_set, preprocess_batch
 from helpers.runners import TensorSpec, torch_runner
 
 torch.set_num_threads(1)
@@ -29,12 +29,6 @@ def _runner() -> torch_runner:
     return torch_runner(
         model, [TensorSpec("pixels", ("batch", 3, SIZE, SIZE), "float32")], ["logits"]
     )
-
-
-def test_softmax_rows_sum_to_one() -> None:
-    p = softmax(np.array([[1000.0, 0.0, -1000.0], [1.0, 1.0, 1.0]]))
-    assert np.allclose(p.sum(-1), 1) and np.isfinite(p).all()
-    assert np.allclose(p[1], 1 / 3)
 
 
 def test_classify_images_and_paths(tmp_path: Path) -> None:
@@ -85,13 +79,31 @@ def test_classify_folder_reports_bad_files(tmp_path: Path) -> None:
     assert len(good) == 5 and set(good["label"]) <= set(LABELS) and "top2" in frame.columns
 
 
-def test_photo_set_is_reproducible_and_real() -> None:
-    a, ca = photo_set(14, seed=0)
-    b, _ = photo_set(14, seed=0)
-    c, _ = photo_set(14, seed=1, include_originals=False)
-    assert len(a) == 14 and ca[0] == "chelsea" and "~" in ca[-1]
-    assert all(im.mode == "RGB" for im in a)
-    assert np.array_equal(np.asarray(a[-1]), np.asarray(b[-1]))
-    assert a[-1].size != c[0].size or not np.array_equal(np.asarray(a[-1]), np.asarray(c[0]))
-    with pytest.raises(ValueError):
-        photo_set(0)
+class _Recorder:
+    """A runner that records the pixels it is given (and answers with fixed logits)."""
+
+    name = "recorder"
+    inputs = [TensorSpec("pixels", ("batch", 3, 224, 224), "float32")]
+    output_names = ["logits"]
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def __call__(self, feed: dict) -> dict:
+        self.seen.append(feed["pixels"])
+        return {"logits": np.zeros((len(feed["pixels"]), len(LABELS)), np.float32)}
+
+
+def test_resize_reaches_the_runner(tmp_path: Path) -> None:
+    """The catalog's resize (232 for ResNet-50 IMAGENET1K_V2) is what the runner sees."""
+    photos, _ = photo_set(2, names=("chelsea", "coffee"))
+    expected = preprocess_batch(photos, backend="numpy", size=224, resize=232)
+    default = preprocess_batch(photos, backend="numpy", size=224)
+    assert not np.allclose(expected, default, atol=1e-3)  # 232 is not the default 256
+    runner = _Recorder()
+    classify(runner, photos, labels=LABELS, size=224, resize=232)
+    np.testing.assert_array_equal(runner.seen[-1], expected)
+    for i, im in enumerate(photos):
+        im.save(tmp_path / f"{i}.png")
+    classify_folder(runner, tmp_path, labels=LABELS, size=224, resize=232, progress=False)
+    np.testing.assert_array_equal(runner.seen[-1], expected)

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from helpers import cpp, export, toy_models
+from helpers import cpp, export, tiny_models
 from helpers.paths import output_dir
 
 pytestmark = pytest.mark.skipif(not cpp.toolchain_available(), reason="needs cmake and a C++ compiler")
@@ -43,8 +43,8 @@ def test_build_is_cached(executable):
 
 
 def test_cpp_output_matches_python(executable):
-    model = toy_models.TinyClassifier()
-    x = toy_models.example_images(batch=3, size=16)
+    model = tiny_models.TinyClassifier()
+    x = tiny_models.example_images(batch=3, size=16)
     path = _save_traced(model, x, "tiny_classifier.pt")
     result = cpp.run_consumer(path, x.numpy(), executable=executable)
     with torch.inference_mode():
@@ -55,7 +55,7 @@ def test_cpp_output_matches_python(executable):
 
 
 def test_cpp_reports_a_missing_module(executable):
-    x = toy_models.example_images(batch=1, size=16)
+    x = tiny_models.example_images(batch=1, size=16)
     with pytest.raises(RuntimeError, match="C\\+\\+ consumer failed"):
         cpp.run_consumer(output_dir("tests", "cpp") / "missing.pt", x.numpy(), executable=executable)
 
@@ -75,8 +75,8 @@ def aoti_package():
     """A tiny classifier compiled with AOTInductor, dynamic batch (compiled with batch 2)."""
     import torch._inductor
 
-    model = toy_models.TinyClassifier().eval()
-    x = toy_models.example_images(batch=2, size=16)
+    model = tiny_models.TinyClassifier().eval()
+    x = tiny_models.example_images(batch=2, size=16)
     program = torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim("batch", max=64)},))
     path = output_dir("tests", "cpp") / "tiny_classifier_aoti.pt2"
     torch._inductor.aoti_compile_and_package(program, package_path=str(path))
@@ -92,7 +92,7 @@ def test_aoti_consumer_matches_python(aoti_package, aoti_executable):
     import torch._inductor
 
     model, path = aoti_package
-    x = toy_models.example_images(batch=3, size=16, seed=1)  # a batch size it was not compiled with
+    x = tiny_models.example_images(batch=3, size=16, seed=1)  # a batch size it was not compiled with
     result = cpp.run_aoti_consumer(path, x.numpy(), runs=3, executable=aoti_executable)
     with torch.inference_mode():
         eager = model(x).numpy()
@@ -158,12 +158,12 @@ def test_ort_sdk_comes_from_pinned_registry_files(ort_sdk):
 
 
 def test_ort_consumer_matches_python_ort(ort_executable, ort_sdk):
-    model = toy_models.TinyClassifier().eval()
-    x = toy_models.example_images(batch=2, size=16)
+    model = tiny_models.TinyClassifier().eval()
+    x = tiny_models.example_images(batch=2, size=16)
     path = export.export_onnx(model, (x,), output_dir("tests", "cpp") / "tiny_classifier.onnx",
                               input_names=["images"], output_names=["logits"],
                               dynamic_shapes=({0: "batch"},))
-    x3 = toy_models.example_images(batch=3, size=16, seed=2).numpy()
+    x3 = tiny_models.example_images(batch=3, size=16, seed=2).numpy()
     result = cpp.run_ort_consumer(path, {"images": x3}, runs=3, executable=ort_executable)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     expected = session.run(["logits"], {"images": x3})[0]
@@ -191,8 +191,8 @@ def test_ort_consumer_takes_int64_inputs_and_outputs(ort_executable, tmp_path):
 
 
 def test_ort_consumer_errors_are_clear(ort_executable, tmp_path):
-    model = toy_models.TinyClassifier().eval()
-    x = toy_models.example_images(batch=2, size=16)
+    model = tiny_models.TinyClassifier().eval()
+    x = tiny_models.example_images(batch=2, size=16)
     path = export.export_onnx(model, (x,), tmp_path / "tiny.onnx", input_names=["images"],
                               output_names=["logits"])
     with pytest.raises(RuntimeError, match="missing model input images"):

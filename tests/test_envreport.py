@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-from helpers import envreport
+from helpers import envreport, hardware
 
 
 def test_environment_is_detected_from_the_installed_ort_package() -> None:
     env = envreport.environment_name()
-    assert env in envreport.ENVIRONMENTS, envreport.ort_distribution()
+    assert env in envreport.ENVIRONMENTS, hardware.ort_distribution()
     expected = os.environ.get("INFERENCE_SUITE_ENV")
     if expected:  # set by `make test` for each environment
         assert env == expected
@@ -23,7 +23,7 @@ def test_cpu_provider_really_runs() -> None:
 
 def test_listed_cuda_without_gpu_is_not_usable() -> None:
     listed, usable = envreport.listed_providers(), envreport.usable_providers()
-    if "CUDAExecutionProvider" in listed and not envreport.gpu_present():
+    if "CUDAExecutionProvider" in listed and not hardware.gpu_present():
         assert "CUDAExecutionProvider" not in usable
         report = envreport.report()
         assert any("silently use the CPU" in line for line in report.advice)
@@ -59,6 +59,6 @@ def test_runtime_matrix_runs_every_available_runtime() -> None:
     for runtime in ("PyTorch eager", "torch.export", "ONNX Runtime — CPU EP", "OpenVINO (native)"):
         assert matrix.loc[runtime, "works here"], matrix.loc[runtime].to_dict()
     cuda = matrix.loc["ONNX Runtime — CUDA EP"]
-    assert bool(cuda["works here"]) == envreport.gpu_present() or not cuda["installed"]
+    assert bool(cuda["works here"]) == hardware.gpu_present() or not cuda["installed"]
     ov_ep = matrix.loc["ONNX Runtime — OpenVINO EP"]
     assert bool(ov_ep["works here"]) == (envreport.environment_name() == "openvino")

@@ -221,3 +221,43 @@ def test_show_predictions(samples):
     assert len([ax for ax in fig.axes if ax.images]) == 3
     with pytest.raises(ValueError, match="prediction lists"):
         images.show_predictions(pics, preds[:2])
+
+
+def test_softmax_rows_sum_to_one() -> None:
+    p = images.softmax(np.array([[1000.0, 0.0, -1000.0], [1.0, 1.0, 1.0]]))
+    assert np.allclose(p.sum(-1), 1) and np.isfinite(p).all()
+    assert np.allclose(p[1], 1 / 3)
+    assert images.softmax(np.array([0.0, -np.inf]))[1] == 0  # masked entries get probability 0
+    assert np.allclose(images.softmax(torch.tensor([[0.0, 0.0]])), 0.5)
+
+
+def test_photo_set_is_reproducible_and_real() -> None:
+    a, ca = images.photo_set(14, seed=0)
+    b, _ = images.photo_set(14, seed=0)
+    c, _ = images.photo_set(14, seed=1, include_originals=False)
+    assert len(a) == 14 and ca[0] == "chelsea" and "~" in ca[-1]
+    assert all(im.mode == "RGB" for im in a)
+    assert np.array_equal(np.asarray(a[-1]), np.asarray(b[-1]))
+    assert a[-1].size != c[0].size or not np.array_equal(np.asarray(a[-1]), np.asarray(c[0]))
+    with pytest.raises(ValueError):
+        images.photo_set(0)
+
+
+def test_preprocess_with_resize_232_matches_torchvision(samples):
+    """ResNet-50 IMAGENET1K_V2 wants Resize(232) -> CenterCrop(224): both paths follow ``resize``."""
+    from torchvision import transforms
+
+    photo = images.load_image(samples["chelsea"])
+    reference = transforms.Compose([
+        transforms.Resize(232, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
+        transforms.CenterCrop(224),
+        transforms.ToTensor(),
+        transforms.Normalize(images.IMAGENET_MEAN, images.IMAGENET_STD),
+    ])(photo).numpy()
+    for backend in ("numpy", "torchvision"):
+        batch = images.preprocess_batch([photo], backend=backend, size=224, resize=232)
+        assert batch.shape == (1, 3, 224, 224)
+        np.testing.assert_allclose(batch[0], reference, atol=images.PREPROCESS_ATOL)
+    assert images.default_resize(224) == 256
+    default = images.preprocess_batch([photo], backend="numpy", size=224)
+    assert np.abs(default[0] - reference).max() > 1e-2  # the default (256) is a different crop

@@ -220,14 +220,3 @@ def test_answer_questions_end_to_end_with_a_tiny_model(tokenizer):
     assert qa.same_answers(batched, single)
     for a in batched:
         assert CONTEXT[a.start : a.end] == a.text and a.text
-    frame = qa.answers_frame(batched, label="tiny")
-    assert list(frame.columns)[:3] == ["runner", "question", "answer"] and len(frame) == 3
-
-
-def test_mean_pool_and_cosine():
-    hidden = np.array([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]], dtype=np.float32)
-    mask = np.array([[1, 1, 0]])
-    pooled = qa.mean_pool(hidden, mask)
-    assert np.allclose(pooled, [[np.sqrt(0.5), np.sqrt(0.5)]], atol=1e-6)
-    sims = qa.cosine_similarity(np.eye(2), np.array([[1.0, 0.0], [1.0, 1.0]]))
-    assert np.allclose(sims, [[1.0, np.sqrt(0.5)], [0.0, np.sqrt(0.5)]])

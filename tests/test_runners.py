@@ -51,7 +51,7 @@ def _has_ort_provider(name: str) -> bool:
 
 def _gpu_present() -> bool:
     try:
-        from helpers.envreport import gpu_present
+        from helpers.hardware import gpu_present
 
         return gpu_present()
     except ImportError:

@@ -1,8 +1,8 @@
 """helpers.serving and helpers.loadtest: FastAPI validation, output equality, a real uvicorn server.
 
 The validation cases run in-process through ``fastapi.testclient`` (no socket); one test starts
-and stops a real uvicorn server on 127.0.0.1 and load-tests it briefly. The model is a toy ONNX
-classifier (``toy_classifier_onnx``: microseconds per call) with real ONNX Runtime.
+and stops a real uvicorn server on 127.0.0.1 and load-tests it briefly. The model is a tiny ONNX
+classifier (``tiny_classifier_onnx``: microseconds per call) with real ONNX Runtime.
 Ray Serve and Ray Data are exercised by notebook 07 (Ray's start-up takes ~20 s).
 """
 
@@ -20,16 +20,10 @@ from PIL import Image
 
 from helpers.images import numpy_preprocess
 from helpers.loadtest import load_test, plot_load_tests, results_table
+from helpers.ray_serving import ray_processes, ray_temp_dir
 from helpers.runners import ort_runner
-from helpers.serving import (
-    ImageClassifier,
-    RequestError,
-    create_app,
-    ray_processes,
-    ray_temp_dir,
-    serve_in_background,
-    toy_classifier_onnx,
-)
+from helpers.serving import ImageClassifier, RequestError, create_app, serve_in_background
+from helpers.tiny_models import tiny_classifier_onnx
 
 LABELS = [f"class {i}" for i in range(10)]
 SIZE = 32
@@ -45,7 +39,7 @@ def _jpeg(color: tuple[int, int, int] = (200, 30, 40), size: tuple[int, int] = (
 
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory: pytest.TempPathFactory):
-    return toy_classifier_onnx(tmp_path_factory.mktemp("serving") / "toy.onnx")
+    return tiny_classifier_onnx(tmp_path_factory.mktemp("serving") / "toy.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +245,16 @@ def test_ray_temp_dir_respects_socket_path_limit(tmp_path) -> None:
 
 def test_ray_processes_lists_nothing_for_an_unused_temp_dir(tmp_path) -> None:
     assert ray_processes(tmp_path) == []
+
+
+def test_server_preprocessing_follows_the_models_resize(onnx_path) -> None:
+    """ImageClassifier(resize=232) preprocesses exactly as classify(..., resize=232)."""
+    from helpers.images import load_image, preprocess_batch
+
+    server = ImageClassifier.from_onnx(onnx_path, labels=LABELS, input_size=SIZE, resize=SIZE + 4,
+                                       intra_op_threads=1)
+    image = _jpeg()
+    parsed = server.parse("image/jpeg", image)
+    expected = preprocess_batch([load_image(image)], backend="numpy", size=SIZE, resize=SIZE + 4)[0]
+    np.testing.assert_array_equal(parsed.pixels, expected)
+    assert server.metadata()["preprocessing"].startswith(f"resize {SIZE + 4}, centre crop {SIZE}")

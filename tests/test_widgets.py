@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import catalog, images, runners, toy_models, widgets
+from helpers import catalog, images, runners, tiny_models, widgets
 
 torch.set_num_threads(1)
 LABELS = [f"class {i}" for i in range(10)]
@@ -37,14 +37,15 @@ def test_picker_builds_without_a_frontend() -> None:
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory):
-    model = toy_models.TinyClassifier().eval()
+    model = tiny_models.TinyClassifier().eval()
     onnx_path = widgets.export_for_demo(model, 32, tmp_path_factory.mktemp("onnx"))
     return model, onnx_path
 
 
 def test_classify_image_on_several_runtimes(toy) -> None:
     model, onnx_path = toy
-    assert widgets.export_for_demo(model, 32, onnx_path.parent) == onnx_path  # cached by weights
+    folder = onnx_path.parent.parent  # the cache root: each export is a verified entry in it
+    assert widgets.export_for_demo(model, 32, folder) == onnx_path  # cached by weights
     keys = [k for k in ("pytorch", "onnxruntime", "openvino") if k in widgets.usable_runtimes()]
     runner_map = {
         k: widgets.build_runner(k, model, input_size=32, onnx_path=onnx_path) for k in keys

@@ -1,4 +1,4 @@
-"""The toy models behave as the lessons claim."""
+"""The tiny models behave as the lessons claim."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import warnings
 
 import torch
 
-from helpers import toy_models
+from helpers import tiny_models
 
 
 def test_classifier_is_deterministic_and_in_eval_mode():
-    a, b = toy_models.TinyClassifier(seed=3), toy_models.TinyClassifier(seed=3)
+    a, b = tiny_models.TinyClassifier(seed=3), tiny_models.TinyClassifier(seed=3)
     assert not a.training
-    x = toy_models.example_images(batch=2, size=16)
+    x = tiny_models.example_images(batch=2, size=16)
     with torch.inference_mode():
         torch.testing.assert_close(a(x), b(x))
         assert a(x).shape == (2, 10)
@@ -22,13 +22,13 @@ def test_classifier_does_not_touch_global_rng():
     torch.manual_seed(123)
     expected = torch.rand(1)
     torch.manual_seed(123)
-    toy_models.TinyClassifier()
+    tiny_models.TinyClassifier()
     assert torch.equal(torch.rand(1), expected)
 
 
 def test_train_mode_changes_outputs_and_running_stats():
-    model = toy_models.TinyClassifier()
-    x = toy_models.example_images(batch=4, size=16)
+    model = tiny_models.TinyClassifier()
+    x = tiny_models.example_images(batch=4, size=16)
     with torch.inference_mode():
         eval_out = model(x)
         torch.testing.assert_close(model(x), eval_out)  # eval is repeatable
@@ -41,8 +41,8 @@ def test_train_mode_changes_outputs_and_running_stats():
 
 
 def test_sign_gate_branches_and_tracing_pitfall():
-    model = toy_models.SignGate()
-    pos, neg = toy_models.positive_and_negative_inputs()
+    model = tiny_models.SignGate()
+    pos, neg = tiny_models.positive_and_negative_inputs()
     assert pos.sum() > 0 > neg.sum()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,8 +53,8 @@ def test_sign_gate_branches_and_tracing_pitfall():
 
 
 def test_sign_gate_cond_matches_and_exports():
-    eager, cond = toy_models.SignGate(), toy_models.SignGateCond()
-    pos, neg = toy_models.positive_and_negative_inputs()
+    eager, cond = tiny_models.SignGate(), tiny_models.SignGateCond()
+    pos, neg = tiny_models.positive_and_negative_inputs()
     with torch.inference_mode():
         for x in (pos, neg):
             torch.testing.assert_close(cond(x), eager(x))

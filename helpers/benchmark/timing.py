@@ -1,4 +1,4 @@
-"""Honest latency measurement: warm-up, many timed runs, percentiles, and where it was measured.
+"""The timing loops: every measurement the suite takes is timed here, the same way for every runtime.
 
 The method (used by :func:`benchmark`, and the same for every runtime so results compare):
 
@@ -20,18 +20,24 @@ The method (used by :func:`benchmark`, and the same for every runtime so results
    processes competed for the CPU during the measurement — trust ratios measured in one run
    more than absolute numbers then.
 
-:func:`compare` benchmarks several runners one after the other on the same inputs and returns
-a table with speed-ups against a baseline and, given the model's FLOPs, the "% of the physical
-limit" (lower bound = FLOPs / measured GEMM peak). :func:`plot_latencies` draws that table.
+Three more loops build on the same clock:
+
+- :func:`interleaved` — several workloads (each a callable doing a fixed amount of work: tokens,
+  images) timed in *rounds*, every workload once per round, so a change in the machine's load
+  hits all of them alike; returns seconds per call and items per second.
+- :func:`best_of` — the fastest of many repetitions, for probing what the hardware can do
+  (:mod:`helpers.benchmark.limits`): interference only ever slows a run down.
+- :func:`percentile` — the statistic every result uses (also for HTTP load tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,28 +45,24 @@ import numpy as np
 import pandas as pd
 
 from helpers.hardware import fingerprint as _fingerprint
-from helpers.hardware import measure_gemm_peak
+from helpers.results import jsonable
+from helpers.runners.torch_family import torch_threads
 
 __all__ = [
     "BenchmarkResult",
+    "Workload",
     "benchmark",
-    "compare",
-    "plot_latencies",
-    "results_frame",
+    "best_of",
+    "interleaved",
+    "percentile",
 ]
 
-_COLUMNS = [
-    "runner",
-    "batch",
-    "threads",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "mean_ms",
-    "std_ms",
-    "throughput",
-    "runs",
-]
+
+def percentile(values: Any, q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values`` (``numpy.percentile``, linear
+    interpolation); NaN when there are no values."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(array, q)) if array.size else math.nan
 
 
 @dataclass(eq=False)  # identity equality: latency arrays make == ambiguous
@@ -81,9 +83,7 @@ class BenchmarkResult:
     fingerprint: dict = field(default_factory=dict)
 
     def _pct(self, q: float) -> float:
-        if len(self.latencies_ms) == 0:
-            return math.nan
-        return float(np.percentile(self.latencies_ms, q))
+        return percentile(self.latencies_ms, q)
 
     @property
     def runs(self) -> int:
@@ -145,7 +145,7 @@ class BenchmarkResult:
             "throughput": self.throughput,
             "runs": self.runs,
             "threads_detail": dict(self.threads),
-            "runner_info": {k: _plain(v) for k, v in self.runner_info.items()},
+            "runner_info": jsonable(self.runner_info),
             "fingerprint": self.fingerprint,
         }
 
@@ -157,17 +157,7 @@ class BenchmarkResult:
         )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value)
-
-
-def _is_runner(obj: Any) -> bool:
+def is_runner(obj: Any) -> bool:
     """Duck-typed check for a :class:`helpers.runners.Runner` (has ``describe`` and ``run``)."""
     return callable(getattr(obj, "describe", None)) and callable(getattr(obj, "run", None))
 
@@ -194,7 +184,7 @@ def _runner_threads(info: Mapping[str, Any]) -> dict[str, Any]:
     return _current_threads()
 
 
-def _label_of(obj: Any) -> str:
+def label_of(obj: Any) -> str:
     name = getattr(obj, "name", None)
     if isinstance(name, str) and name:
         return name
@@ -236,10 +226,10 @@ def benchmark(
     if batch_size < 1:
         raise ValueError("benchmark: batch_size must be >= 1")
 
-    if _is_runner(runner_or_callable):
+    if is_runner(runner_or_callable):
         if inputs is None:
             raise ValueError(
-                f"benchmark: {_label_of(runner_or_callable)!r} is a Runner and needs `inputs` "
+                f"benchmark: {label_of(runner_or_callable)!r} is a Runner and needs `inputs` "
                 "(a dict of input name -> numpy array)"
             )
         info = dict(runner_or_callable.describe())
@@ -263,7 +253,7 @@ def benchmark(
                 return fn(inputs)
 
         threads = _current_threads()
-        default_label = _label_of(fn)
+        default_label = label_of(fn)
     else:
         raise TypeError(
             "benchmark: expected a Runner (with .run and .describe) or a callable, "
@@ -306,152 +296,81 @@ def benchmark(
     )
 
 
-def results_frame(results: Sequence[BenchmarkResult]) -> pd.DataFrame:
-    """One row per result: runner, batch, threads, p50/p90/p99/mean/std in ms, throughput, runs.
 
-    The fingerprint of the last result is attached as ``frame.attrs["fingerprint"]``.
+
+def best_of(fn: Callable[[], Any], seconds: float, *, min_reps: int = 3, max_reps: int = 1000) -> float:
+    """The smallest wall time (ns) of ``fn()`` over calls repeated for about ``seconds``.
+
+    One untimed warm-up call first (allocation, kernel choice, thread wake-up); then at least
+    ``min_reps`` and at most ``max_reps`` timed calls. The *minimum* is the right statistic for
+    probing what hardware can do: interference from other work only ever makes a run slower.
     """
-    rows = [
-        {
-            "runner": r.label,
-            "batch": r.batch_size,
-            "threads": r.threads_label(),
-            "p50_ms": r.p50,
-            "p90_ms": r.p90,
-            "p99_ms": r.p99,
-            "mean_ms": r.mean,
-            "std_ms": r.std,
-            "throughput": r.throughput,
-            "runs": r.runs,
+    fn()
+    best = math.inf
+    deadline = time.perf_counter() + seconds
+    reps = 0
+    while reps < min_reps or (time.perf_counter() < deadline and reps < max_reps):
+        start = time.perf_counter_ns()
+        fn()
+        best = min(best, time.perf_counter_ns() - start)
+        reps += 1
+    return float(best)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One thing to time in :func:`interleaved`: ``call()`` does ``items`` units of work
+    (tokens generated, images classified) and is timed ``runs`` times after ``warmup``
+    untimed calls. ``threads`` runs every call with that many torch intra-op threads
+    (:func:`helpers.runners.torch_threads`; outside the timed region), ``None`` as set."""
+
+    call: Callable[[], Any]
+    items: float = 1
+    runs: int = 3
+    warmup: int = 1
+    threads: int | None = None
+
+    def timed_call(self) -> float:
+        """Call once; the wall time of the call in seconds."""
+        with torch_threads(self.threads) if self.threads is not None else contextlib.nullcontext():
+            start = time.perf_counter()
+            self.call()
+            return time.perf_counter() - start
+
+
+def interleaved(workloads: Mapping[str, Workload], *, unit: str = "items") -> pd.DataFrame:
+    """Time several workloads in interleaved rounds; one row per workload.
+
+    All warm-ups run first; then round after round every workload that still needs runs is
+    called once, timed with :func:`time.perf_counter`. A change in the machine's load (another
+    process starting) thus hits every workload alike instead of whichever one happened to be
+    measuring at that moment — the ratios between rows stay honest on a shared machine.
+
+    Columns (index: the workload labels): ``<unit>`` (items per call), ``runs``,
+    ``s_per_call`` (median seconds) and ``<unit>_per_s`` (items / median seconds).
+    """
+    if not workloads:
+        raise ValueError("interleaved: no workloads given")
+    for label, work in workloads.items():
+        if work.runs < 1 or work.warmup < 0 or work.items <= 0:
+            raise ValueError(f"interleaved: {label!r} needs runs >= 1, warmup >= 0, items > 0")
+    for work in workloads.values():
+        for _ in range(work.warmup):
+            work.timed_call()
+    seconds: dict[str, list[float]] = {label: [] for label in workloads}
+    for round_ in range(max(work.runs for work in workloads.values())):
+        for label, work in workloads.items():
+            if round_ < work.runs:
+                seconds[label].append(work.timed_call())
+    rows = {}
+    for label, work in workloads.items():
+        per_call = float(np.median(seconds[label]))
+        rows[label] = {
+            unit: work.items,
+            "runs": len(seconds[label]),
+            "s_per_call": per_call,
+            f"{unit}_per_s": work.items / per_call if per_call > 0 else math.nan,
         }
-        for r in results
-    ]
-    frame = pd.DataFrame(rows, columns=_COLUMNS)
-    if results:
-        frame.attrs["fingerprint"] = results[-1].fingerprint
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "workload"
     return frame
-
-
-def compare(
-    runners: Sequence[Any] | Mapping[str, Any],
-    inputs: Any = None,
-    *,
-    baseline: str | None = None,
-    flops: float | None = None,
-    peak_gflops: float | None = None,
-    **benchmark_kwargs: Any,
-) -> pd.DataFrame:
-    """Benchmark several runners on the same inputs and tabulate them against a baseline.
-
-    ``runners`` is a sequence of Runners (labelled by their ``name``) or a mapping
-    ``label -> Runner | callable`` (a callable is called as ``fn(inputs)``, or ``fn()`` when
-    ``inputs`` is ``None``). Each is measured with :func:`benchmark` (extra keyword
-    arguments such as ``runs`` or ``warmup`` are passed on), one after the other.
-
-    Columns: ``runner, batch, threads, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, throughput,
-    runs, speedup_vs_<baseline>`` where the speed-up is ``baseline p50 / runner p50`` (> 1 means
-    faster than the baseline; the baseline defaults to the first runner). With ``flops`` (the
-    model's FLOPs for one call on these inputs, e.g. from :func:`helpers.hardware.count_flops`)
-    two more columns: ``lower_bound_ms = flops / peak`` — the time the arithmetic alone needs at
-    the machine's measured GEMM peak (``peak_gflops``, measured with
-    :func:`helpers.hardware.measure_gemm_peak` at torch's current thread count when not given)
-    — and ``pct_of_limit = lower_bound_ms / p50_ms × 100``.
-
-    ``frame.attrs`` carries ``baseline``, ``speedup_column``, ``fingerprint``, ``flops`` and
-    ``peak_gflops``; ``frame.attrs["results"]`` the :class:`BenchmarkResult` objects.
-    """
-    if isinstance(runners, Mapping):
-        items = [(str(k), v) for k, v in runners.items()]
-    else:
-        items = [(_label_of(r), r) for r in runners]
-    if not items:
-        raise ValueError("compare: no runners given")
-    labels = [k for k, _ in items]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"compare: runner labels must be unique, got {labels}")
-    if baseline is None:
-        baseline = labels[0]
-    if baseline not in labels:
-        raise ValueError(f"compare: baseline {baseline!r} is not one of {labels}")
-
-    results = []
-    for lbl, runner in items:
-        kwargs = dict(benchmark_kwargs)
-        kwargs["label"] = lbl
-        if _is_runner(runner) or inputs is not None:
-            results.append(benchmark(runner, inputs, **kwargs))
-        else:
-            results.append(benchmark(runner, **kwargs))
-
-    frame = results_frame(results)
-    base_p50 = frame.loc[frame["runner"] == baseline, "p50_ms"].iloc[0]
-    speedup_column = f"speedup_vs_{baseline}"
-    frame[speedup_column] = base_p50 / frame["p50_ms"]
-    if flops is not None:
-        if peak_gflops is None:
-            peak_gflops = measure_gemm_peak()
-        lower_bound_ms = float(flops) / (float(peak_gflops) * 1e9) * 1e3
-        frame["lower_bound_ms"] = lower_bound_ms
-        frame["pct_of_limit"] = lower_bound_ms / frame["p50_ms"] * 100.0
-    frame.attrs.update(
-        {
-            "baseline": baseline,
-            "speedup_column": speedup_column,
-            "flops": flops,
-            "peak_gflops": peak_gflops,
-            "results": results,
-        }
-    )
-    return frame
-
-
-def _fmt_ms(value: float) -> str:
-    return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
-
-
-def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> Any:
-    """Horizontal bars of p50 latency (ms) with whiskers up to p90, fastest at the top.
-
-    ``table`` is the output of :func:`compare` or :func:`results_frame` (needs ``runner``,
-    ``p50_ms``, ``p90_ms``). Each bar is labelled with its p50 in ms; when the table has a
-    ``lower_bound_ms`` column, the physical limit is drawn as a dashed line. Returns the
-    matplotlib Figure (created without pyplot, so a notebook shows it once, as the cell's
-    value). Pass ``ax`` to draw into an existing axes.
-    """
-    from matplotlib.figure import Figure
-
-    missing = {"runner", "p50_ms", "p90_ms"} - set(table.columns)
-    if missing:
-        raise ValueError(f"plot_latencies: table lacks columns {sorted(missing)}")
-    data = table.sort_values("p50_ms", ascending=False)  # barh draws bottom-up: fastest on top
-    if ax is None:
-        fig = Figure(figsize=(7.5, 0.55 * len(data) + 1.4), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
-    p50 = data["p50_ms"].to_numpy(dtype=float)
-    p90 = data["p90_ms"].to_numpy(dtype=float)
-    whisker = np.vstack([np.zeros_like(p50), np.clip(p90 - p50, 0, None)])
-    positions = np.arange(len(data))
-    ax.barh(positions, p50, xerr=whisker, color="#4C72B0", ecolor="#333333", capsize=4)
-    ax.set_yticks(positions, [str(r) for r in data["runner"]])
-    right = float(np.nanmax(p90)) if len(p90) else 1.0
-    for y, (a, b) in enumerate(zip(p50, p90, strict=True)):
-        ax.text(max(a, b) + 0.01 * right, y, f"{_fmt_ms(a)} ms", va="center", fontsize=9)
-    if "lower_bound_ms" in data.columns and data["lower_bound_ms"].notna().any():
-        bound = float(data["lower_bound_ms"].dropna().iloc[0])
-        ax.axvline(bound, color="#C44E52", linestyle="--", linewidth=1.2)
-        ax.text(
-            bound,
-            len(data) - 0.5,
-            f" limit {_fmt_ms(bound)} ms",
-            color="#C44E52",
-            va="bottom",
-            fontsize=8,
-        )
-    ax.set_xlim(0, right * 1.18)
-    ax.set_xlabel("latency (ms) — bar: p50, whisker: p90")
-    if title:
-        ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
-    return fig

@@ -1,4 +1,4 @@
-"""Small, hand-written models that make one point each in the early notebooks.
+"""Tiny models, made locally: each makes one point in a lesson or serves as a fast test fixture.
 
 They are tiny on purpose (milliseconds per call on two cores) so a lesson can run them many times:
 
@@ -8,14 +8,30 @@ They are tiny on purpose (milliseconds per call on two cores) so a lesson can ru
   branch the example input took, scripting keeps both, ``torch.export`` refuses it unless the
   branch is written with ``torch.cond``.
 - :class:`SignGateCond` the same model written with ``torch.cond`` so that it exports.
+- :func:`tiny_classifier_onnx` an ONNX image classifier written with ``onnx.helper`` (no torch
+  involved): microseconds per call, so a server test can send hundreds of requests.
 
-Every model is deterministic for a given ``seed`` (weights come from ``torch.manual_seed``).
+Every model is deterministic for a given ``seed``. (The catalog's ``"tiny"`` source — small
+random MobileNet / BERT / GPT-2 with the real tokenizers — is :mod:`helpers.catalog`.)
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
+
+__all__ = [
+    "SignGate",
+    "SignGateCond",
+    "TinyClassifier",
+    "example_images",
+    "positive_and_negative_inputs",
+    "tiny_classifier_onnx",
+]
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -107,3 +123,38 @@ def positive_and_negative_inputs(features: int = 4, batch: int = 2) -> tuple[tor
 def example_images(batch: int = 2, size: int = 32, seed: int = 0) -> torch.Tensor:
     """A reproducible float32 batch ``[batch, 3, size, size]`` roughly like normalised images."""
     return torch.randn(batch, 3, size, size, generator=_seeded(seed))
+
+
+def tiny_classifier_onnx(
+    path: str | os.PathLike[str], *, num_classes: int = 10, seed: int = 0
+) -> Path:
+    """Write a tiny ONNX image classifier (no torch needed) for tests and quick demos; return its path.
+
+    ``pixel_values: float32[batch, 3, H, W]`` → global average pool → linear →
+    ``logits: float32[batch, num_classes]``, with seeded random weights. Any image size works; it
+    runs in microseconds, so a test can send hundreds of requests.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(0, 4.0, size=(3, num_classes)).astype(np.float32)
+    bias = rng.normal(0, 0.1, size=(num_classes,)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["pixel_values"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "weight", "bias"], ["logits"]),
+        ],
+        "tiny_classifier",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_classes])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
