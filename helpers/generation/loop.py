@@ -1,34 +1,8 @@
-"""Autoregressive text generation outside PyTorch: KV-cache export, an ONNX Runtime decode loop.
-
-``transformers``' ``model.generate`` hides three things that every deployment has to rebuild:
-
-1. **The KV cache as plain tensors.** In transformers 5 the cache is a ``DynamicCache`` object,
-   which an ONNX graph cannot take. :class:`KVCacheWrapper` wraps a causal LM (GPT-2 or Llama
-   style) so that its graph takes ``past_key_values.{i}.key/value`` and returns
-   ``present.{i}.key/value`` as flat ``[batch, kv_heads, length, head_dim]`` tensors.
-   :func:`export_with_kv_cache` exports it with the dynamo exporter (examples of batch 2 /
-   sequence 3 -- batch 1 or sequence 1 examples get specialised away; the attention mask length
-   is a fully dynamic dimension because ``past + seq`` cannot be expressed).
-2. **The loop.** A *prefill* step runs the whole (left-padded) prompt with a past of length 0;
-   each *decode* step feeds one new token per sequence, the attention mask grown by one column,
-   the next position, and the presents of the previous step as the new past.
-   :class:`Generator` does this in NumPy around any step function (an ORT session, a
-   ``helpers.runners`` runner, or the PyTorch wrapper itself).
-3. **Choosing the next token.** :func:`greedy`, :func:`sample` (temperature, top-k, top-p with a
-   seeded ``numpy.random.Generator``), :func:`next_token_candidates` (a one-step search: the
-   top-k next tokens with their probabilities), stopping on EOS or after ``max_new_tokens``, and
-   :meth:`Generator.stream`, which yields text pieces as tokens are produced.
-
-Positions follow transformers' rule for left padding: ``cumsum(attention_mask) - 1``, with the
-padded slots set to 1. A prompt plus the requested tokens beyond the model's context raises
-:class:`ContextLengthError` (or, with ``truncate_prompt=True``, keeps the prompt's last tokens --
-a documented truncation).
-"""
+"""The decode loop around one exported step, the transformers reference, and the speed bound."""
 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,25 +10,20 @@ from typing import Any
 
 import numpy as np
 
+from helpers.generation.kv_cache import CacheLayout
+from helpers.generation.tokens import encode_prompts, greedy, position_ids_from_mask, sample
 from helpers.images import softmax
 
 __all__ = [
     "ContextLengthError",
-    "CacheLayout",
-    "KVCacheWrapper",
-    "export_with_kv_cache",
-    "step_function",
-    "encode_prompts",
-    "position_ids_from_mask",
-    "greedy",
-    "filter_logits",
-    "sample",
-    "next_token_candidates",
     "GenerationOutput",
     "Generator",
-    "hf_generate",
-    "onnx_weight_bytes",
+    "StepFn",
     "bandwidth_bound_tokens_per_s",
+    "hf_generate",
+    "next_token_candidates",
+    "onnx_weight_bytes",
+    "step_function",
 ]
 
 StepFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
@@ -62,175 +31,6 @@ StepFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 class ContextLengthError(ValueError):
     """The prompt plus the requested new tokens do not fit in the model's context window."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Cache layout and the export wrapper
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CacheLayout:
-    """Shape of a decoder's KV cache and the names the exported graph uses for it.
-
-    Built from a transformers config with :meth:`from_config`; works for GPT-2 (``n_layer``,
-    ``n_head``, ``n_positions``) and Llama-style models (``num_key_value_heads`` for grouped-query
-    attention, ``head_dim``, ``max_position_embeddings``).
-    """
-
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    max_positions: int | None = None
-    dtype: str = "float32"
-
-    @classmethod
-    def from_config(cls, config: Any) -> CacheLayout:
-        """Read layer count, KV heads, head size and context length from a transformers config."""
-        layers = int(config.num_hidden_layers)
-        heads = int(config.num_attention_heads)
-        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        max_pos = getattr(config, "max_position_embeddings", None) or getattr(
-            config, "n_positions", None
-        )
-        return cls(layers, kv_heads, int(head_dim), int(max_pos) if max_pos else None)
-
-    @property
-    def past_names(self) -> list[str]:
-        """Graph input names: ``past_key_values.{layer}.key`` / ``.value``, layer by layer."""
-        return [f"past_key_values.{i}.{kv}" for i in range(self.num_layers) for kv in ("key", "value")]
-
-    @property
-    def present_names(self) -> list[str]:
-        """Graph output names: ``present.{layer}.key`` / ``.value``, in the same order as the past."""
-        return [f"present.{i}.{kv}" for i in range(self.num_layers) for kv in ("key", "value")]
-
-    @property
-    def input_names(self) -> list[str]:
-        """All graph inputs in positional order."""
-        return ["input_ids", "attention_mask", "position_ids", *self.past_names]
-
-    @property
-    def output_names(self) -> list[str]:
-        """All graph outputs in positional order."""
-        return ["logits", *self.present_names]
-
-    def empty_past(self, batch: int, length: int = 0) -> dict[str, np.ndarray]:
-        """Zero-filled past tensors (length 0 for the prefill step)."""
-        shape = (batch, self.num_kv_heads, length, self.head_dim)
-        return {name: np.zeros(shape, dtype=self.dtype) for name in self.past_names}
-
-    def cache_bytes_per_token(self, batch: int = 1) -> int:
-        """Bytes the cache grows by for every token (keys and values, all layers)."""
-        itemsize = np.dtype(self.dtype).itemsize
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * itemsize * batch
-
-
-def _torch_module_base() -> type:
-    import torch
-
-    return torch.nn.Module
-
-
-class KVCacheWrapper(_torch_module_base()):  # type: ignore[misc]
-    """A causal LM whose forward takes and returns the KV cache as flat tensors.
-
-    ``forward(input_ids, attention_mask, position_ids, past)`` where ``past`` is a list of
-    ``2 * num_layers`` tensors ``[batch, kv_heads, past_len, head_dim]`` (key, value, key, ...).
-    Returns ``(logits, *presents)`` with the presents ``past_len + seq`` long. Inside, the tensors
-    are put into a transformers ``DynamicCache``, which is what transformers 5 models expect.
-    """
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model.eval()
-        self.layout = CacheLayout.from_config(model.config)
-
-    def forward(self, input_ids, attention_mask, position_ids, past):  # noqa: D102
-        from transformers import DynamicCache
-
-        n = self.layout.num_layers
-        cache = DynamicCache([(past[2 * i], past[2 * i + 1]) for i in range(n)], config=self.model.config)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=cache,
-            use_cache=True,
-        )
-        presents = []
-        for layer in out.past_key_values.layers:
-            presents += [layer.keys, layer.values]
-        return (out.logits, *presents)
-
-
-def export_with_kv_cache(
-    model: Any,
-    path: str | Path,
-    *,
-    opset: int | None = None,
-    example_batch: int = 2,
-    example_seq: int = 3,
-    example_past: int = 4,
-) -> Path:
-    """Export a causal LM (GPT-2 or Llama style) to one ONNX file with a flat KV cache.
-
-    Inputs: ``input_ids``/``position_ids`` ``int64[batch, seq]``, ``attention_mask``
-    ``int64[batch, total]``, ``past_key_values.{i}.key/value`` ``float32[batch, kv_heads, past,
-    head_dim]``. Outputs: ``logits`` ``float32[batch, seq, vocab]`` and ``present.{i}.key/value``.
-
-    The example is batch 2 / sequence 3 / past 4 on purpose: examples of size 1 get specialised
-    to constants by ``torch.export``. ``total`` (the mask length) is its own dynamic dimension,
-    since ``past + seq`` is not expressible. A past of length 0 works in ONNX Runtime, so the
-    same graph serves the prefill step. Written as a single file (no external ``.data``).
-    """
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = KVCacheWrapper(model).eval()
-    layout = wrapper.layout
-    b, s, p = example_batch, example_seq, example_past
-    gen = torch.Generator().manual_seed(0)
-    vocab = int(model.config.vocab_size)
-    input_ids = torch.randint(0, vocab, (b, s), generator=gen)
-    attention_mask = torch.ones(b, p + s, dtype=torch.long)
-    position_ids = torch.arange(p, p + s).unsqueeze(0).expand(b, s).contiguous()
-    param_dtype = next(model.parameters()).dtype
-    past = [
-        torch.randn(b, layout.num_kv_heads, p, layout.head_dim, generator=gen).to(param_dtype)
-        for _ in range(2 * layout.num_layers)
-    ]
-    dynamic_shapes = (
-        {0: "batch", 1: "seq"},
-        {0: "batch", 1: "total"},
-        {0: "batch", 1: "seq"},
-        [{0: "batch", 2: "past"}] * (2 * layout.num_layers),
-    )
-    kwargs: dict[str, Any] = {}
-    if opset is not None:
-        kwargs["opset_version"] = opset
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        # The exporter renames dynamic dims and says so with a UserWarning on every input.
-        warnings.filterwarnings("ignore", message=".*dynamic_shapes.*")
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx.*")
-        torch.onnx.export(
-            wrapper,
-            (input_ids, attention_mask, position_ids, past),
-            str(path),
-            dynamo=True,
-            dynamic_shapes=dynamic_shapes,
-            input_names=layout.input_names,
-            output_names=layout.output_names,
-            external_data=False,
-            verbose=False,
-            **kwargs,
-        )
-    import onnx
-
-    onnx.checker.check_model(str(path))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,99 +62,6 @@ def step_function(target: Any) -> StepFn:
     if callable(target):
         return target
     raise TypeError(f"cannot make a step function from {type(target).__name__}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Prompts, masks, positions
-# ---------------------------------------------------------------------------------------------
-
-
-def encode_prompts(tokenizer: Any, prompts: str | Sequence[str]) -> dict[str, np.ndarray]:
-    """Tokenise a prompt or a batch of prompts, **left**-padded, as int64 numpy arrays.
-
-    Decoder-only models continue from the last position, so padding goes on the left: every
-    row's last column is then a real token. GPT-2 has no pad token; its EOS is used as padding
-    (masked out, so its value does not matter).
-    """
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    previous = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(list(prompts), padding=True, return_tensors="np")
-    finally:
-        tokenizer.padding_side = previous
-    return {
-        "input_ids": enc["input_ids"].astype(np.int64),
-        "attention_mask": enc["attention_mask"].astype(np.int64),
-    }
-
-
-def position_ids_from_mask(attention_mask: np.ndarray) -> np.ndarray:
-    """Positions of each token: ``cumsum(mask) - 1``; padded slots get 1 (transformers' rule)."""
-    mask = np.asarray(attention_mask, dtype=np.int64)
-    pos = np.cumsum(mask, axis=-1) - 1
-    pos[mask == 0] = 1
-    return pos
-
-
-# ---------------------------------------------------------------------------------------------
-# Choosing the next token
-# ---------------------------------------------------------------------------------------------
-
-
-def greedy(logits: np.ndarray) -> np.ndarray:
-    """The highest-scoring token of each row of ``logits[batch, vocab]``."""
-    return np.asarray(logits).argmax(axis=-1).astype(np.int64)
-
-
-def filter_logits(
-    logits: np.ndarray, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
-) -> np.ndarray:
-    """Apply temperature, then keep the ``top_k`` best tokens, then the smallest set whose
-    probabilities add up to ``top_p`` (nucleus); everything else becomes ``-inf``.
-
-    ``top_k=0`` and ``top_p=1.0`` disable those filters. The best token always survives.
-    """
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0 (use greedy decoding for temperature 0)")
-    if not 0 < top_p <= 1:
-        raise ValueError("top_p must be in (0, 1]")
-    x = np.array(logits, dtype=np.float64) / temperature
-    if top_k and top_k < x.shape[-1]:
-        kth = np.partition(x, -top_k, axis=-1)[..., -top_k, None]
-        x = np.where(x < kth, -np.inf, x)
-    if top_p < 1.0:
-        order = np.argsort(-x, axis=-1)
-        sorted_probs = np.take_along_axis(softmax(x), order, axis=-1)
-        cumulative = np.cumsum(sorted_probs, axis=-1)
-        # Remove a token when the tokens before it already reach top_p.
-        remove_sorted = (cumulative - sorted_probs) >= top_p
-        remove = np.zeros_like(remove_sorted)
-        np.put_along_axis(remove, order, remove_sorted, axis=-1)
-        x = np.where(remove, -np.inf, x)
-    return x
-
-
-def sample(
-    logits: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-) -> np.ndarray:
-    """Draw one token per row from the filtered distribution (see :func:`filter_logits`).
-
-    Reproducible: the same ``rng`` seed gives the same tokens.
-    """
-    probs = softmax(filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p))
-    u = rng.random((probs.shape[0], 1))
-    cdf = np.cumsum(probs, axis=-1)
-    tokens = (cdf < u * cdf[:, -1:]).sum(axis=-1)
-    return np.minimum(tokens, probs.shape[-1] - 1).astype(np.int64)
 
 
 def next_token_candidates(
