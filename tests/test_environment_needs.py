@@ -9,7 +9,8 @@ environment (or a new import) cannot miss a package there:
   run ``ENV_SPECIFIC_MODULES``; cpu runs them all), with the local modules they import.
 
 Every third-party module imported there (imports in ``try: ... except ImportError`` are optional;
-``pytest.importorskip`` counts, since a skipped test would hide the gap) must come from a
+``pytest.importorskip``, ``importlib.import_module("x")``, ``find_spec("x")`` and wrappers named
+``*require("x", ...)`` count, since a skipped test would hide the gap) must come from a
 distribution in the environment's lock, ``requirements/lock/<env>.txt``. In the other direction,
 everything the gpu and openvino environments list in their requirements must be used there.
 The module-to-distribution map is the running environment's (the cpu environment holds every
@@ -100,9 +101,18 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
 class _Imports(ast.NodeVisitor):
     """Absolute module names a source imports, optional ones (guarded by ImportError) left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_import: bool = False) -> None:
         self.modules: set[str] = set()
         self._optional = 0
+        # Only what runs when the module is imported: no function bodies, no importorskip (a
+        # module that skips itself at collection is not an error).
+        self._at_import = at_import
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        if not self._at_import:
+            self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
     def visit_Try(self, node: ast.Try) -> None:
         guarded = any(_catches_import_error(h) for h in node.handlers)
@@ -131,18 +141,21 @@ class _Imports(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        if (name in {"importorskip", "import_module"} and node.args
+        named = name in {"importorskip", "import_module", "find_spec"} or name.endswith("require")
+        if self._at_import and name == "importorskip":
+            named = False
+        if (named and node.args
                 and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
             self._add(node.args[0].value)
         self.generic_visit(node)
 
 
-def imports_of(source: str, where: str) -> set[str]:
+def imports_of(source: str, where: str, at_import: bool = False) -> set[str]:
     try:
         tree = ast.parse(source, filename=where)
     except SyntaxError as exc:
         raise AssertionError(f"{where}: cannot parse: {exc}") from exc
-    finder = _Imports()
+    finder = _Imports(at_import)
     finder.visit(tree)
     return finder.modules
 
@@ -180,36 +193,43 @@ def is_local(module: str) -> bool:
             or (ROOT / "tests" / f"{top}.py").exists())
 
 
-def starting_points(env: str) -> list[Path]:
+def starting_points(env: str) -> list[tuple[Path, bool]]:
+    """(file, only what runs at import) for what runs in ``env``.
+
+    Outside cpu, pytest still imports every test module to collect it before conftest.py skips
+    the ones that are not environment-specific, so their module-level imports are needs too."""
     notebooks = [p for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
                  if env in notebook_environments(p)]
     tests = sorted((ROOT / "tests").glob("test_*.py"))
+    collected_only: list[Path] = []
     if env != "cpu":
         specific = env_specific_test_modules()
+        collected_only = [p for p in tests if p.name not in specific]
         tests = [p for p in tests if p.name in specific]
-    return [*notebooks, ROOT / "conftest.py", *tests]
+    return ([(p, False) for p in [*notebooks, ROOT / "conftest.py", *tests]]
+            + [(p, True) for p in collected_only])
 
 
 def third_party_imports(env: str) -> dict[str, set[str]]:
     """Top-level third-party module -> the files (relative paths) that import it in ``env``."""
     needed: dict[str, set[str]] = defaultdict(set)
     pending = starting_points(env)
-    seen: set[Path] = set()
+    seen: set[tuple[Path, bool]] = set()
     while pending:
-        path = pending.pop()
-        if path in seen:
+        path, at_import = pending.pop()
+        if (path, at_import) in seen or (path, False) in seen:
             continue
-        seen.add(path)
-        where = str(path.relative_to(ROOT))
+        seen.add((path, at_import))
+        where = str(path.relative_to(ROOT)) + (" (at collection)" if at_import else "")
         if path.suffix == ".ipynb":
             modules = set().union(*(imports_of(src, where) for src in notebook_code(path)))
         else:
-            modules = imports_of(path.read_text(), where)
+            modules = imports_of(path.read_text(), where, at_import)
         for module in modules:
             if is_local(module):
                 target = local_file(module, path)
                 if target is not None:
-                    pending.append(target)
+                    pending.append((target, at_import))
                 continue
             top = module.split(".")[0]
             if top not in sys.stdlib_module_names and top != "__future__":
@@ -281,14 +301,24 @@ def needed_distributions(env: str) -> dict[str, set[str]]:
 # --- tests --------------------------------------------------------------------------------------
 
 
+def test_collection_reads_only_what_runs_at_import() -> None:
+    source = (
+        "import fastapi\npytest.importorskip('openvino')\n"
+        "def f():\n    import ray\n"
+    )
+    assert imports_of(source, "<example>", at_import=True) == {"fastapi"}
+
+
 def test_the_reader_finds_imports_and_skips_optional_ones() -> None:
     source = (
         "import numpy as np\nfrom helpers import runners\nimport os.path\n"
         "try:\n    import tensorrt\nexcept ImportError:\n    tensorrt = None\n"
         "def f():\n    import ray.serve\n    pytest.importorskip('openvino')\n"
+        "    _require('countryinfo', 'countryinfo')\n    find_spec(name)\n"
     )
     found = imports_of(source, "<example>")
-    assert {"numpy", "helpers", "helpers.runners", "os.path", "ray.serve", "openvino"} <= found
+    assert {"numpy", "helpers", "helpers.runners", "os.path", "ray.serve", "openvino",
+            "countryinfo"} <= found
     assert "tensorrt" not in found
 
 

@@ -27,7 +27,7 @@ REQUIRED = {
 }
 # Only the cpu environment runs the notebooks and tests that use these (serving, GGUF conversion,
 # the browser test): they must stay out of the core the gpu and openvino environments install.
-CPU_ONLY = {"ray", "playwright", "gguf", "accelerate", "fastapi", "uvicorn"}
+CPU_ONLY = {"ray", "playwright", "gguf", "accelerate", "uvicorn"}
 
 
 def canonical(name: str) -> str:
