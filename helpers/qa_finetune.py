@@ -6,8 +6,7 @@ all-MiniLM-L6-v2, 6 layers, hidden 384) and so do facts about countries and chem
 (``AutoModelForQuestionAnswering``), fine-tunes it on the generated SQuAD-style data set, scores
 it on the held-out countries and elements (:mod:`helpers.squad_metrics`) and on hand-written
 questions (``data/qa_questions.json``), and caches the result. That happens once, on first use,
-with a progress bar (a few minutes on 2 CPU cores); later calls load the cached folder in about a
-second.
+with a progress bar (minutes on 2 CPU cores); later calls only load the cached folder.
 
 The cache entry is content-addressed: its key hashes the data-set version, the versions of the
 fact packages, the seed, the SHA-256 of the base model's weights and the training settings, so
@@ -22,7 +21,6 @@ Two presets: :data:`FULL` (all 6 layers, the whole training set) for real answer
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,7 +28,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -162,22 +160,24 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def _base_model_dir() -> Path:
-    from helpers.catalog import minilm_dir  # the catalog imports this module lazily
+def _weights_file(base_folder: Path) -> Path:
+    weights = Path(base_folder) / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights} is missing: base_folder must be a transformers folder with safetensors "
+            "weights (helpers.catalog.minilm_dir() gives the MiniLM-L6 one)"
+        )
+    return weights
 
-    return minilm_dir()
 
-
-def base_model_sha256(folder: Path | None = None) -> str:
+def base_model_sha256(base_folder: Path) -> str:
     """SHA-256 of the base encoder's ``model.safetensors`` (memoised per file size and mtime)."""
-    weights = (folder or _base_model_dir()) / "model.safetensors"
+    weights = _weights_file(base_folder)
     stat = weights.stat()
     return _file_sha256(str(weights), stat.st_size, stat.st_mtime_ns)
 
 
-def cache_key(
-    settings: TrainSettings = FULL, *, seed: int = 0, base_sha256: str | None = None
-) -> str:
+def cache_key(settings: TrainSettings, *, seed: int, base_sha256: str) -> str:
     """The cache entry name for a model trained with ``settings`` and ``seed``.
 
     Hashes the data version and fact-package versions, the seed, the base weights' SHA-256 and
@@ -188,7 +188,7 @@ def cache_key(
         "data": qa_facts.DATA_VERSION,
         "fact_packages": qa_facts.fact_package_versions(),
         "seed": seed,
-        "base_model_sha256": base_sha256 or base_model_sha256(),
+        "base_model_sha256": base_sha256,
         "settings": dataclasses.asdict(settings),
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -198,15 +198,6 @@ def cache_key(
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def _training_features(
     tokenizer: Any, examples: Sequence[Mapping[str, Any]], max_length: int, stride: int = 64
 ) -> list[dict[str, Any]]:
@@ -307,18 +298,6 @@ def training_threads(*, load: float | None = None, cores: int | None = None) -> 
     return max(1, min(torch.get_num_threads(), int(cores - load + 0.5)))
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_qa_model(
     model: Any,
     tokenizer: Any,
@@ -339,6 +318,9 @@ def train_qa_model(
     """
     import torch
     from tqdm.auto import tqdm
+
+    from helpers.runners import torch_threads
+    from helpers.tiny_models import seeded
 
     features = _training_features(tokenizer, examples, settings.max_length)
     rng = random.Random(seed)
@@ -375,7 +357,7 @@ def train_qa_model(
         disable=not progress,
     )
     threads = threads or training_threads()
-    with _seeded(seed), _torch_threads(threads):
+    with seeded(seed), torch_threads(threads):
         for rows in bar:
             batch = _collate(features, rows, device)
             loss = model(**batch).loss
@@ -512,10 +494,13 @@ def hand_written_questions(path: Path | None = None) -> list[qa_facts.SquadExamp
 # --------------------------------------------------------------------------------------------
 # Cached build and load
 # --------------------------------------------------------------------------------------------
-def _base_model(settings: TrainSettings, seed: int) -> tuple[Any, Any]:
+def _base_model(base_folder: Path, settings: TrainSettings, seed: int) -> tuple[Any, Any]:
+    """The base encoder with a freshly initialised (seeded) span head, and its tokenizer."""
     from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
 
-    folder = _base_model_dir()
+    from helpers.tiny_models import seeded
+
+    folder = Path(base_folder)
     overrides: dict[str, Any] = {}
     if settings.layers is not None:
         overrides["num_hidden_layers"] = settings.layers
@@ -523,25 +508,29 @@ def _base_model(settings: TrainSettings, seed: int) -> tuple[Any, Any]:
         overrides["hidden_dropout_prob"] = settings.dropout
         overrides["attention_probs_dropout_prob"] = settings.dropout
     config = AutoConfig.from_pretrained(folder, **overrides)
-    with quiet_transformers(), _seeded(seed):
+    with quiet_transformers(), seeded(seed):
         model = AutoModelForQuestionAnswering.from_pretrained(folder, config=config)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer
 
 
-def _build(settings: TrainSettings, seed: int, progress: bool) -> Callable[[Path], None]:
+def _build(
+    base_folder: Path, settings: TrainSettings, seed: int, progress: bool
+) -> Callable[[Path], None]:
     def build(tmp: Path) -> None:
+        from helpers.runners import torch_threads
+
         load_before = os.getloadavg()
         threads = training_threads()
         data = qa_facts.generate(seed, **settings.data_kwargs())
         train = data.train[: settings.train_examples]
         validation = data.validation[: settings.validation_examples]
-        model, tokenizer = _base_model(settings, seed)
+        model, tokenizer = _base_model(base_folder, settings, seed)
         stats = train_qa_model(
             model, tokenizer, train, settings, seed=seed, threads=threads, progress=progress
         )
         start = time.perf_counter()
-        with _torch_threads(threads):
+        with torch_threads(threads):
             val_scores, _ = evaluate(model, tokenizer, validation)
             hand = hand_written_questions()
             hand_scores, hand_predictions = evaluate(model, tokenizer, hand)
@@ -579,16 +568,22 @@ def _build(settings: TrainSettings, seed: int, progress: bool) -> Callable[[Path
 
 
 def load_qa_model(
-    settings: TrainSettings | str = FULL, *, seed: int = 0, progress: bool = True
+    base_folder: Path,
+    settings: TrainSettings | str = FULL,
+    *,
+    seed: int = 0,
+    progress: bool = True,
 ) -> FineTunedQA:
     """The fine-tuned QA model for ``settings`` (``"full"``, ``"tiny"`` or a :class:`TrainSettings`).
 
-    Trains and caches it on first use (with a progress bar), then loads it from the cache.
+    ``base_folder`` is the encoder to start from: ``helpers.catalog.minilm_dir()``, the
+    all-MiniLM-L6-v2 folder inside its PyPI package. Trains and caches the model on first use
+    (with a progress bar), then loads it from the cache.
 
     Raises:
         ValueError: an unknown preset name.
+        FileNotFoundError: ``base_folder`` holds no ``model.safetensors``.
         helpers.qa_facts.QAFactsError: a fact package is missing (only when it must be built).
-        helpers.catalog.CatalogError: the base model package is missing.
     """
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -597,10 +592,10 @@ def load_qa_model(
             raise ValueError(f"unknown preset {settings!r}; choose one of: {', '.join(PRESETS)}")
         settings = PRESETS[settings]
     start = time.perf_counter()
-    key = cache_key(settings, seed=seed)
+    key = cache_key(settings, seed=seed, base_sha256=base_model_sha256(base_folder))
     folder, note = cached_build(
         key,
-        _build(settings, seed, progress),
+        _build(Path(base_folder), settings, seed, progress),
         what=f"MiniLM-L6 QA fine-tuning ({settings.name})",
         folder=CACHE_FOLDER,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,12 +41,17 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
+def base():
     from helpers.catalog import minilm_dir
 
-    return AutoTokenizer.from_pretrained(minilm_dir())  # BERT's uncased WordPiece (MiniLM's folder)
+    return minilm_dir()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(base):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base)  # BERT's uncased WordPiece (MiniLM's folder)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +69,17 @@ def test_cache_key_follows_seed_settings_and_base_weights():
         cache_key(dataclasses.replace(TINY, learning_rate=1e-5), seed=0, base_sha256="a" * 64)
         != key
     )
-    assert cache_key(TINY, seed=0) != cache_key(qa_finetune.FULL, seed=0)
+    assert cache_key(qa_finetune.FULL, seed=0, base_sha256="a" * 64) != key
+
+
+def test_base_model_hash_is_of_the_weights(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    first = qa_finetune.base_model_sha256(tmp_path)
+    assert first == hashlib.sha256(b"weights").hexdigest()
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    assert qa_finetune.base_model_sha256(tmp_path) != first
+    with pytest.raises(FileNotFoundError, match="minilm_dir"):
+        qa_finetune.base_model_sha256(tmp_path / "missing")
 
 
 def test_training_labels_point_at_the_answer_tokens(tokenizer, data):
@@ -121,11 +138,11 @@ def test_training_threads_leave_busy_cores_alone():
 
 def test_unknown_preset_is_explained():
     with pytest.raises(ValueError, match="tiny"):
-        load_qa_model("huge")
+        load_qa_model(Path("unused"), "huge")
 
 
-def test_build_once_then_load_from_cache_and_rebuild_a_corrupt_entry(cache, monkeypatch):
-    first = load_qa_model(MICRO, progress=False)
+def test_build_once_then_load_from_cache_and_rebuild_a_corrupt_entry(base, cache, monkeypatch):
+    first = load_qa_model(base, MICRO, progress=False)
     assert "built" in first.note and first.folder.parent == cache / "catalog"
     assert first.metrics["validation"]["total"] == 16
     assert first.metrics["hand_written"]["total"] == len(hand_written_questions())
@@ -135,23 +152,23 @@ def test_build_once_then_load_from_cache_and_rebuild_a_corrupt_entry(cache, monk
 
     with monkeypatch.context() as mp:
         mp.setattr(qa_finetune, "train_qa_model", no_training)
-        again = load_qa_model(MICRO, progress=False)
+        again = load_qa_model(base, MICRO, progress=False)
     assert again.note.startswith("cached") and again.folder == first.folder
 
     weights = first.folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
-    rebuilt = load_qa_model(MICRO, progress=False)
+    rebuilt = load_qa_model(base, MICRO, progress=False)
     assert "rebuilt" in rebuilt.note and weights.stat().st_size > 1000
 
 
-def test_tiny_model_learns_its_training_data(cache, data):
-    tiny = load_qa_model(TINY, progress=False)
+def test_tiny_model_learns_its_training_data(base, cache, data):
+    tiny = load_qa_model(base, TINY, progress=False)
     stats = tiny.metrics["training"]
     assert stats["final_loss"] < stats["first_loss"]
     seen = data.train[:80]  # TINY trains on the first examples of this same data set
     assert TINY.data_kwargs() == {"paragraphs_per_entity": 1, "validation_paragraphs_per_entity": 1}
     trained, _ = evaluate(tiny.model, tiny.tokenizer, seen)
-    untrained, _ = qa_finetune._base_model(TINY, seed=0)
+    untrained, _ = qa_finetune._base_model(base, TINY, seed=0)
     baseline, _ = evaluate(untrained.eval(), tiny.tokenizer, seen)
     assert trained["exact_match"] > baseline["exact_match"] + 15
     assert trained["f1"] > baseline["f1"] + 15
