@@ -448,3 +448,24 @@ def test_available_runtimes_reports_this_environment() -> None:
     assert all(isinstance(v, bool) for v in found.values())
     if not _gpu_present():
         assert not found["onnxruntime-cuda"] and not found["pytorch-cuda"]
+
+
+def test_for_runtime_builds_every_available_runtime(model, batch, expected, onnx_path) -> None:
+    available = available_runtimes()
+    artifacts = {"pytorch": model, "onnxruntime": onnx_path, "openvino": onnx_path,
+                 "onnxruntime-openvino": onnx_path}
+    for key, artifact in artifacts.items():
+        if not available[key]:
+            continue
+        runner = runners.for_runtime(key, artifact, 1, inputs=SPECS, output_names=OUTPUTS,
+                                     precision="float32")
+        assert runner.name == runners.RUNTIME_LABELS[key]
+        np.testing.assert_allclose(runner(batch)["logits"], expected, rtol=1e-3, atol=1e-4)
+        assert runner.describe()["threads"]["intra_op"] == 1
+    with pytest.raises(ValueError, match="inputs= and output_names="):
+        runners.for_runtime("pytorch", model)
+    with pytest.raises(ValueError, match="only OpenVINO"):
+        runners.for_runtime("onnxruntime", onnx_path, precision="bf16")
+    with pytest.raises(ValueError, match="unknown runtime"):
+        runners.for_runtime("tensorflow", onnx_path)
+    assert set(runners.RUNTIME_LABELS) == set(available) == set(runners.RUNTIME_NEEDS)
