@@ -349,8 +349,11 @@ def setup(env: str, installer: Installer | None = None) -> Path:
         ensure_user_kernel(env)
         return venv_python(env)
     started = time.monotonic()
-    say(f"setting up environment '{env}' in {venv.relative_to(ROOT)} with {installer.name} "
-        "(first time: a few minutes)")
+    if venv_python(env).exists():
+        say(f"updating environment '{env}' in {venv.relative_to(ROOT)} to its lock with {installer.name}")
+    else:
+        say(f"setting up environment '{env}' in {venv.relative_to(ROOT)} with {installer.name} "
+            "(first time: a few minutes)")
     if venv.exists():
         version = venv_version(venv_python(env))
         if version is None or tuple(version[:2]) != tuple(sys.version_info[:2]):
