@@ -536,7 +536,12 @@ def _build(
             hand_scores, hand_predictions = evaluate(model, tokenizer, hand)
         eval_seconds = time.perf_counter() - start
         summary = data.summary()
-        summary.update(train_examples=len(train), validation_examples=len(validation))
+        summary.update(
+            train_examples=len(train),
+            validation_examples=len(validation),
+            train_entities=len({row["entity"] for row in train}),
+            validation_entities=len({row["entity"] for row in validation}),
+        )
         metrics = {
             "trainer": TRAINER_VERSION,
             "settings": dataclasses.asdict(settings),
