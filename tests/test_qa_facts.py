@@ -1,4 +1,5 @@
-"""The generated QA data set: SQuAD format, answers at their offsets, split by entity, seeded."""
+"""QA facts from PyPI packages and the data set made of them: SQuAD format, answers at their
+offsets, split by entity, seeded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import importlib.util
 import pytest
 
 from helpers import qa_facts
-from helpers.qa_facts import check_example, entities_mentioned, generate, load_facts
+from helpers.qa_dataset import check_example, generate
+from helpers.qa_facts import entities_mentioned, load_facts
 
 
 @pytest.fixture(scope="module")

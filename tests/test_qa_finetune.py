@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import qa_finetune
-from helpers.qa_facts import generate
+from helpers.qa_dataset import generate
 from helpers.qa_finetune import (
     TINY,
     TrainSettings,
