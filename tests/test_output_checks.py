@@ -252,3 +252,27 @@ def test_harness_adds_an_output_check_item_per_notebook(tmp_path: Path) -> None:
     assert 'profile = "test"' in "".join(executed["cells"][0]["source"])
     assert "".join(executed["cells"][3]["outputs"][0]["text"]) == "fine\n"
     assert [c["execution_count"] for c in executed["cells"]] == [1, 2, 3, 4, 5]
+
+
+def test_harness_skips_the_output_check_of_a_notebook_for_another_environment(tmp_path: Path) -> None:
+    """A notebook whose metadata lists only other environments: every item, the output check too, is
+    skipped with the reason (pytest once stopped with an INTERNALERROR on that skip)."""
+    env = envreport.environment_name()
+    other = next(e for e in ("gpu", "openvino", "cpu") if e != env)
+    params = new_code_cell('profile = "full"')
+    params.metadata["tags"] = ["parameters"]
+    nb = notebook(params, new_code_cell("raise SystemExit('must not run')"))
+    nb.metadata["inference_suite"]["environments"] = [other]
+    nbformat.write(nb, tmp_path / "97_elsewhere.ipynb")
+    variables = dict(os.environ, INFERENCE_SUITE_OUTPUT=str(tmp_path / "out"), PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-v", "--nbval-lax",
+         "--nbval-current-env", "--rootdir", str(tmp_path), "-rs", str(tmp_path / "97_elsewhere.ipynb")],
+        cwd=tmp_path, env=variables, capture_output=True, text=True, timeout=300,
+    )
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "INTERNALERROR" not in report, report
+    assert "::output checks SKIPPED" in report, report
+    assert f"notebook runs in {other} environment(s), not '{env}'" in report, report
+    assert "3 skipped" in report, report
+    assert not (tmp_path / "out" / f"test-{env}" / "executed" / "97_elsewhere.ipynb").exists()
