@@ -1,10 +1,16 @@
 """Content-checked caches: anything built once (a conversion, an export) is verified on every use.
 
 - :func:`cached_build` — a folder built by a function, under ``helpers.paths.cache_dir(...)``:
-  written into a temporary folder, a manifest (sizes, modification times, SHA-256) written
-  last, then renamed into place atomically. An entry whose manifest is missing or does not
-  match its files (an interrupted build, a truncated or edited file) is rebuilt, never
+  written into a temporary folder, a manifest (sizes and SHA-256) written last, then renamed
+  into place atomically. An entry whose manifest is missing or does not match its files (an
+  interrupted build, a truncated or edited file) is rebuilt with a :class:`CacheWarning`, never
   half-used. :func:`verify` is the check.
+- :func:`file_sha256` — a file's SHA-256, computed the first time a process asks and then
+  remembered while the file provably has not changed (same inode, size, modification *and*
+  status-change time). A modification time can be put back with ``os.utime``; the status-change
+  time (``ctime``) cannot — setting the mtime itself moves it — so an edit that keeps the size
+  and restores the mtime is still hashed again and caught. The first use of an entry in every
+  process hashes all of its files (about 1 s per GB), later uses only ``stat`` them.
 - :func:`model_digest` — a hash of a model's configuration and every weight: what an export
   depends on. A cache named after a model's *name* goes stale silently when the weights behind
   the name change (a re-seeded tiny model, a new conversion); a digest cannot.
@@ -16,31 +22,75 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from helpers.paths import cache_dir
 
-__all__ = ["MANIFEST", "cached_build", "cached_export", "model_digest", "verify"]
+__all__ = [
+    "MANIFEST",
+    "CacheWarning",
+    "cached_build",
+    "cached_export",
+    "file_sha256",
+    "model_digest",
+    "verify",
+]
 
 #: The file that marks a complete cache entry (written last).
 MANIFEST = ".manifest.json"
-_log = logging.getLogger(__name__)
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was damaged (truncated, edited, incomplete) and is being rebuilt."""
+
+
+#: (device, inode) -> (size, mtime_ns, ctime_ns, sha256) of files hashed in this process.
+_HASHES: dict[tuple[int, int], tuple[int, int, int, str]] = {}
+_HASHES_LOCK = threading.Lock()
+#: A hash is remembered only for a file whose ctime is at least this old: file-system timestamps
+#: are coarse (a clock tick of 1-10 ms), and a change within the same tick as the remembered
+#: state would otherwise leave the ctime unchanged.
+_SETTLED_NS = 200_000_000
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 (hex) of a file: hashed on the first call in this process, then remembered.
+
+    The remembered digest is used only while the file's inode, size, modification time and
+    status-change time (``ctime``) are all unchanged. Any write changes the ctime, and so does
+    restoring an old mtime with ``os.utime``; a file changed in any way is hashed again.
+    Thread-safe; a file that changes while it is hashed is not remembered.
+    """
+    path = Path(path)
+    before = path.stat()
+    key = (before.st_dev, before.st_ino)
+    ident = (before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    with _HASHES_LOCK:
+        known = _HASHES.get(key)
+    if known is not None and known[:3] == ident:
+        return known[3]
+    now = time.time_ns()
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    after = path.stat()
+    unchanged = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == ident
+    if unchanged and before.st_ctime_ns < now - _SETTLED_NS:
+        with _HASHES_LOCK:
+            _HASHES[key] = (*ident, digest)
+    return digest
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _write_manifest(folder: Path, meta: Mapping[str, Any]) -> None:
@@ -61,7 +111,9 @@ def _write_manifest(folder: Path, meta: Mapping[str, Any]) -> None:
 def verify(folder: Path) -> tuple[bool, str]:
     """Check a cache entry against its manifest: ``(ok, why_not)``.
 
-    Sizes are always compared; a file whose modification time changed is re-hashed.
+    Sizes are always compared, and every file's SHA-256 with :func:`file_sha256`: hashed on the
+    first check in a process and again whenever the file may have changed (its ctime moved) —
+    a kept size and a restored modification time do not hide an edit.
     """
     marker = folder / MANIFEST
     if not folder.is_dir():
@@ -80,7 +132,7 @@ def verify(folder: Path) -> tuple[bool, str]:
         stat = path.stat()
         if stat.st_size != info["size"]:
             return False, f"{rel} has {stat.st_size} bytes, expected {info['size']} (truncated?)"
-        if stat.st_mtime_ns != info["mtime_ns"] and _sha256(path) != info["sha256"]:
+        if _sha256(path) != info["sha256"]:
             return False, f"{rel} does not match its checksum (modified or corrupt)"
     return True, ""
 
@@ -98,8 +150,10 @@ def cached_build(
     ``folder`` names a sub-folder of the model cache (:func:`helpers.paths.cache_dir`); a
     ``Path`` is used as the root directly. ``build`` writes its files into the empty folder it is given. Returns ``(entry, note)``; the
     note says whether the entry was reused, built or rebuilt (and why), for showing to the
-    learner. ``rebuild=True`` builds again even when a valid entry exists. Two processes
-    building the same key at once are safe: the second one keeps the first one's entry.
+    learner. ``rebuild=True`` builds again even when a valid entry exists. A damaged entry
+    (missing manifest, a missing, truncated or edited file) is rebuilt with a
+    :class:`CacheWarning` saying what was wrong. Two processes building the same key at once are
+    safe: the second one keeps the first one's entry.
     """
     root = cache_dir(folder) if isinstance(folder, str) else Path(folder)
     root.mkdir(parents=True, exist_ok=True)
@@ -109,8 +163,14 @@ def cached_build(
         return target, f"cached at {target}"
     rebuilding = target.exists()
     if rebuilding:
-        why = why if not ok else "rebuild requested"
-        _log.warning("cache entry %s is %s: rebuilding it", target, why)
+        if ok:
+            why = "rebuild requested"
+        else:
+            warnings.warn(
+                f"cache entry {target} is damaged ({why}): rebuilding it",
+                CacheWarning,
+                stacklevel=2,
+            )
         shutil.rmtree(target, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-building-", dir=root))
     start = time.perf_counter()

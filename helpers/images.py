@@ -26,15 +26,15 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
-import warnings
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageEnhance, ImageOps, UnidentifiedImageError
 
 from helpers.paths import cache_dir
 
@@ -185,6 +185,12 @@ def load_image(
     range to 0–255). EXIF orientation is applied. Rejected: unreadable or truncated data, files
     that are not images, images with more than ``max_pixels`` pixels (checked from the header,
     before decoding — a decompression-bomb guard) and images with a side below ``min_side``.
+
+    Thread-safe, and no process-wide state is changed: PIL's own settings
+    (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``) are honoured, never set. PIL
+    still refuses images above ``2 * Image.MAX_IMAGE_PIXELS`` (about 179 MP by default) whatever
+    ``max_pixels`` says, and warns (``DecompressionBombWarning``) above ``Image.MAX_IMAGE_PIXELS``;
+    a process that really needs bigger images raises that limit once, at start-up.
     """
     label = _describe_source(path_or_bytes)
     if isinstance(path_or_bytes, Image.Image):
@@ -211,38 +217,47 @@ def load_image(
             "pass a path, bytes, a binary file object or a PIL.Image"
         )
 
-    # PIL's own bomb check warns at 89 MP and raises at 2x that; ours is stricter and explicit.
-    old_limit = Image.MAX_IMAGE_PIXELS
-    old_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+    # No PIL global is changed here (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, the
+    # warning filters): they are process-wide, and setting them per call races between threads.
+    # PIL's own bomb check runs in Image.open (it raises above 2 x Image.MAX_IMAGE_PIXELS); ours
+    # is stricter and runs on the header size, before any pixel is decoded.
     try:
-        Image.MAX_IMAGE_PIXELS = None  # we check the header size ourselves, below
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        image = Image.open(source)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_pil_bomb_message(label, exc, max_pixels)) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{label}: not a recognised image format (corrupt or not an image)") from exc
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot read image ({exc})") from exc
+    with image:
+        _check_size(image.size, label, max_pixels, min_side)
         try:
-            image = Image.open(source)
-        except UnidentifiedImageError as exc:
-            raise ImageError(
-                f"{label}: not a recognised image format (corrupt or not an image)"
-            ) from exc
-        except OSError as exc:
-            raise ImageError(f"{label}: cannot read image ({exc})") from exc
-        with image:
-            _check_size(image.size, label, max_pixels, min_side)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    image.load()
-            except (OSError, SyntaxError, ValueError, EOFError) as exc:
-                raise ImageError(f"{label}: corrupt or truncated image data ({exc})") from exc
-            fmt = image.format
-            # A broken EXIF block is not worth rejecting the photo for.
-            with contextlib.suppress(Exception):
-                image = ImageOps.exif_transpose(image) or image
-            rgb = _to_rgb(image, label)
-            rgb.info["source_format"] = fmt
-            return rgb
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
-        ImageFile.LOAD_TRUNCATED_IMAGES = old_truncated
+            image.load()
+        except Image.DecompressionBombError as exc:  # a frame bigger than the header said
+            raise ImageError(_pil_bomb_message(label, exc, max_pixels)) from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"{label}: corrupt or truncated image data ({exc})") from exc
+        fmt = image.format
+        # A broken EXIF block is not worth rejecting the photo for.
+        with contextlib.suppress(Exception):
+            image = ImageOps.exif_transpose(image) or image
+        rgb = _to_rgb(image, label)
+        rgb.info["source_format"] = fmt
+        return rgb
+
+
+def _pil_bomb_message(label: str, exc: Exception, max_pixels: int) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = f"{int(found.group(1)):,} pixels" if found else "the image"
+    pil_limit = Image.MAX_IMAGE_PIXELS
+    limit = min(max_pixels, 2 * pil_limit) if pil_limit else max_pixels
+    hint = "pass max_pixels= to allow it"
+    if pil_limit and max_pixels > 2 * pil_limit:
+        hint = (
+            f"PIL itself refuses more than 2 x Image.MAX_IMAGE_PIXELS = {2 * pil_limit:,} in this "
+            "process; raise Image.MAX_IMAGE_PIXELS once at start-up to go beyond it"
+        )
+    return f"{label}: {pixels} exceeds the limit of {limit:,} (decompression-bomb guard; {hint})"
 
 
 def _describe_source(obj: Any) -> str:

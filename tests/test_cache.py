@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -25,12 +31,14 @@ def test_cached_build_is_atomic_and_verified(tmp_path, monkeypatch):
     data[-10] ^= 0xFF
     (folder / "weights.bin").write_bytes(bytes(data))
     assert "checksum" in cache.verify(folder)[1]
-    _, note = cache.cached_build("demo", build, what="demo")
+    with pytest.warns(cache.CacheWarning, match="checksum"):
+        _, note = cache.cached_build("demo", build, what="demo")
     assert "rebuilt" in note and "checksum" in note and len(calls) == 2
     # interrupted build (no manifest) -> incomplete -> rebuilt
     (folder / ".manifest.json").unlink()
     assert "incomplete" in cache.verify(folder)[1]
-    cache.cached_build("demo", build, what="demo")
+    with pytest.warns(cache.CacheWarning, match="incomplete"):
+        cache.cached_build("demo", build, what="demo")
     assert cache.verify(folder)[0] and len(calls) == 3
 
     # a failing build leaves nothing behind, and the error propagates
@@ -82,3 +90,115 @@ def test_cached_export_reuses_per_weights_and_settings(tmp_path, monkeypatch) ->
     with pytest.raises(FileNotFoundError, match="did not write"):
         cache.cached_export(model, lambda path: None, what="Nothing written")
     assert not [p for p in (tmp_path / "exports").iterdir() if "nothing" in p.name]
+
+
+# ------------------------------------------------------------------------------------------
+# Corruption that keeps the size and puts the modification time back (issue: a kept mtime
+# must not hide an edit, in a new process or in the same one)
+# ------------------------------------------------------------------------------------------
+def _build_model_folder(folder):
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(0)
+    save_file({"layer.weight": torch.randn(16, 16, generator=generator)}, folder / "model.safetensors")
+    (folder / "config.json").write_text('{"num_hidden_layers": 30, "hidden_size": 16}\n')
+    (folder / "weights.bin").write_bytes(bytes(range(256)) * 8)
+
+
+def _flip_bytes(folder):
+    path = folder / "weights.bin"
+    data = bytearray(path.read_bytes())
+    data[100:104] = b"\x00\x00\x00\x00" if data[100:104] != b"\x00\x00\x00\x00" else b"\x01" * 4
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _nans_in_tensor(folder):
+    import json
+    import struct
+
+    path = folder / "model.safetensors"
+    raw = bytearray(path.read_bytes())
+    header_len = struct.unpack("<Q", raw[:8])[0]
+    start = 8 + header_len + json.loads(raw[8 : 8 + header_len])["layer.weight"]["data_offsets"][0]
+    raw[start : start + 16] = struct.pack("<4f", *[float("nan")] * 4)  # 4 weights -> NaN
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _fewer_layers(folder):
+    path = folder / "config.json"
+    path.write_text(path.read_text().replace('"num_hidden_layers": 30', '"num_hidden_layers": 29'))
+    return path
+
+
+CORRUPTIONS = {"flipped bytes": _flip_bytes, "NaNs in a tensor": _nans_in_tensor,
+               "config 30 -> 29 layers": _fewer_layers}
+
+
+def _corrupt_keeping_size_and_mtime(folder, corrupt):
+    before = {p.name: p.stat() for p in folder.iterdir()}
+    path = corrupt(folder)
+    stat = before[path.name]
+    assert path.stat().st_size == stat.st_size  # same size ...
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ... and the old mtime put back
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns
+    return path
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_corruption_with_restored_mtime_is_caught_in_a_new_process(tmp_path, monkeypatch, corruption):
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    folder, _ = cache.cached_build("model", _build_model_folder, what="model")
+    original = {p.name: p.read_bytes() for p in folder.iterdir()}
+    path = _corrupt_keeping_size_and_mtime(folder, CORRUPTIONS[corruption])
+
+    # A fresh process (nothing remembered) must see it: the hash is checked on first use.
+    check = f"from helpers import cache; print(cache.verify(__import__('pathlib').Path({str(folder)!r})))"
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert "(False," in proc.stdout and path.name in proc.stdout and "checksum" in proc.stdout
+
+    # And the next use rebuilds it, with a warning, back to the original bytes.
+    with pytest.warns(cache.CacheWarning, match=f"damaged.*{path.name}.*checksum"):
+        _, note = cache.cached_build("model", _build_model_folder, what="model")
+    assert "rebuilt" in note
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != cache.MANIFEST} == {
+        k: v for k, v in original.items() if k != cache.MANIFEST}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_corruption_with_restored_mtime_is_caught_in_the_same_process(tmp_path, monkeypatch, corruption):
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    folder, _ = cache.cached_build("model", _build_model_folder, what="model")
+    time.sleep(0.3)  # let the files settle, so this process remembers their hashes
+    assert cache.verify(folder) == (True, "")
+    path = _corrupt_keeping_size_and_mtime(folder, CORRUPTIONS[corruption])
+    ok, why = cache.verify(folder)
+    assert not ok and path.name in why and "checksum" in why
+    with pytest.warns(cache.CacheWarning, match="rebuilding"):
+        cache.cached_build("model", _build_model_folder, what="model")
+    assert cache.verify(folder) == (True, "")
+
+
+def test_file_sha256_is_remembered_only_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"a" * 4096)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    time.sleep(0.3)
+    calls = []
+    real = cache.hashlib.file_digest
+
+    def counting(fh, name):
+        calls.append(name)
+        return real(fh, name)
+
+    monkeypatch.setattr(cache.hashlib, "file_digest", counting)
+    first = cache.file_sha256(path)
+    assert first == cache.hashlib.sha256(b"a" * 4096).hexdigest()
+    assert cache.file_sha256(path) == first and len(calls) == 1  # later calls: a stat only
+    path.write_bytes(b"b" * 4096)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # same size, same mtime
+    assert cache.file_sha256(path) == cache.hashlib.sha256(b"b" * 4096).hexdigest()
+    assert len(calls) == 2

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -261,3 +263,47 @@ def test_preprocess_with_resize_232_matches_torchvision(samples):
     assert images.default_resize(224) == 256
     default = images.preprocess_batch([photo], backend="numpy", size=224)
     assert np.abs(default[0] - reference).max() > 1e-2  # the default (256) is a different crop
+
+
+def test_concurrent_loads_never_touch_pils_global_guard(samples):
+    """8 threads x 20 rounds of load_image (good photos and bombs) leave PIL's process-wide
+    decompression-bomb limit alone: never changed while they run, unchanged after, still
+    refusing a 196-megapixel bomb in plain PIL and in the suite."""
+    before = Image.MAX_IMAGE_PIXELS
+    assert before is not None  # PIL's default guard is on in this process
+    photo = samples["chelsea"].read_bytes()
+    bomb = _png_header_only(14_000, 14_000)  # 196 MP claimed: default PIL refuses it
+    seen, stop = set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.add(Image.MAX_IMAGE_PIXELS)
+
+    def work(i):
+        for round_ in range(20):
+            if (i + round_) % 2:
+                assert images.load_image(photo).size == (451, 300)
+            else:
+                with pytest.raises(ImageError, match="decompression-bomb guard"):
+                    images.load_image(bomb)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(work, range(8)))
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == {before}, f"PIL's limit was changed while loading: saw {seen}"
+    assert before == Image.MAX_IMAGE_PIXELS
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(bomb))
+    with pytest.raises(ImageError, match="196,000,000 pixels exceeds"):
+        images.load_image(bomb)
+
+
+def test_limit_above_pils_own_says_how_to_raise_it():
+    bomb = _png_header_only(14_000, 14_000)
+    with pytest.raises(ImageError, match="Image.MAX_IMAGE_PIXELS once at start-up"):
+        images.load_image(bomb, max_pixels=500_000_000)
