@@ -17,15 +17,17 @@ Running and measuring models:
 
 - ``runners/``       one interface over PyTorch, TorchScript, torch.export/AOTI, ONNX Runtime and
                      OpenVINO, and ``for_runtime`` (one configured runner per runtime key)
-- ``benchmark/``     every timing loop (latency, interleaved rounds, best-of probes), the
-                     machine's measured limits, comparison tables and charts
+- ``benchmark/``     every timing loop (latency, items/s with requests in flight, interleaved
+                     rounds, best-of probes), the machine's measured limits, comparison tables
+                     and charts
 - ``parity``         numeric and task-level comparison of runners
 - ``envreport``      report: which environment, runtimes and execution providers really work here
 - ``export``         ONNX export and graph inspection (operator histogram, sizes in MiB)
 - ``quantize``       ONNX Runtime INT8 quantization (static QDQ with calibration, dynamic)
 - ``profiling``      per-operator profiles of ONNX Runtime, PyTorch and OpenVINO
 - ``custom_ops``     custom operators from PyTorch to ONNX
-- ``openvino_tools`` OpenVINO throughput mode, compile cache, ``benchmark_app``, ``AUTO``
+- ``openvino_tools/`` OpenVINO beyond one request: a thread-safe throughput runner, the compile
+                     cache, ``benchmark_app`` run and parsed, what ``AUTO`` picked
 
 Models and tasks:
 
@@ -34,15 +36,18 @@ Models and tasks:
 - ``images``         photos, labels, preprocessing with and without torch, softmax and top-k
 - ``classify``       the image-classification application, identical on every runner
 - ``qa``             extractive question answering: offsets, spans, sliding windows
-- ``qa_facts``       a small SQuAD-format QA data set generated from facts shipped on PyPI
+- ``qa_facts``       facts that ship on PyPI (countries, cities, chemical elements) as records
+- ``qa_paragraphs``  paragraphs stating those facts, with the answer span of each question
+- ``qa_dataset``     a small SQuAD-format QA data set generated from them, split by entity
 - ``qa_finetune``    MiniLM-L6 fine-tuned on those facts: a QA model that answers offline
 - ``squad_metrics``  SQuAD exact match and token F1
 - ``embeddings``     sentence embeddings: mean pooling (eager and in-graph), cosine similarity
-- ``generation``     autoregressive generation on ONNX Runtime with a KV cache
+- ``generation/``    autoregressive generation on ONNX Runtime: KV-cache export, tokens, the loop
 
 Serving:
 
 - ``serving``        the FastAPI app around one ONNX model (HTTP only), uvicorn in the background
+- ``serving_limits`` limits both servers share: strict JSON, body size and deadlines, a pixel budget
 - ``ray_serving``    a local Ray cluster, Ray Serve deploying the same app, Ray Data
 - ``kserve``         the KServe v2 / Open Inference Protocol router and client
 - ``triton``         a Triton Inference Server model repository

@@ -55,6 +55,30 @@ def test_one_parameters_cell_with_profile(path: Path) -> None:
     assert re.search(r"^profile\s*=", source, flags=re.M), "parameters cell must define `profile`"
 
 
+#: The most lines a code cell may have: a cell a learner reads is about one idea (~25 lines).
+MAX_CELL_LINES = 30
+
+
+def long_cells(nb: dict, limit: int = MAX_CELL_LINES) -> list[tuple[int, int]]:
+    """``(cell index, lines)`` of every code cell with more than ``limit`` lines (all lines count)."""
+    lengths = ((i, len("".join(c["source"]).splitlines())) for i, c in enumerate(nb["cells"])
+               if c["cell_type"] == "code")
+    return [(i, n) for i, n in lengths if n > limit]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_code_cell_is_longer_than_the_limit(path: Path) -> None:
+    too_long = long_cells(load(path))
+    assert too_long == [], (f"{path.name}: code cells over {MAX_CELL_LINES} lines (index, lines): {too_long}; "
+                            "split them into idea-sized cells")
+
+
+def test_long_cell_check_counts_lines() -> None:
+    cell = lambda kind, n: {"cell_type": kind, "source": "x = 1\n" * n, "metadata": {}}  # noqa: E731
+    nb = {"cells": [cell("code", MAX_CELL_LINES), cell("markdown", 99), cell("code", MAX_CELL_LINES + 1)]}
+    assert long_cells(nb) == [(2, MAX_CELL_LINES + 1)]
+
+
 def headings(nb: dict) -> list[tuple[int, str]]:
     """(cell index, text) of every level-2 heading, in order."""
     return [

@@ -9,6 +9,7 @@ its package's ``__init__`` back would be a cycle.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,3 +101,73 @@ def test_no_import_cycle_in_helpers() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle in helpers: " + " -> ".join(cycle or [])
 
+
+
+# --------------------------------------------------------------------------------------------
+# Size, packaging and the map of modules
+# --------------------------------------------------------------------------------------------
+
+#: The most lines a module may have — every line, blank ones included, as ``wc -l`` and an editor
+#: count them (the number a reader meets). Beyond it a module usually does two jobs: split it.
+MAX_MODULE_LINES = 700
+
+
+def module_lengths() -> dict[str, int]:
+    """``{path relative to the repo: number of lines}`` for every module of the package."""
+    return {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    lengths = module_lengths()
+    assert "helpers/runners/base.py" in lengths and all(n > 0 for n in lengths.values())
+    too_long = {path: n for path, n in lengths.items() if n > MAX_MODULE_LINES}
+    assert too_long == {}, f"modules over {MAX_MODULE_LINES} lines (split them by job): {too_long}"
+
+
+def subpackages() -> set[str]:
+    """Every package of ``helpers`` (folders with an ``__init__.py``), dotted."""
+    return {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
+
+
+def test_a_wheel_holds_every_subpackage(tmp_path: Path) -> None:
+    """A non-editable build (what ``pip install .`` makes) contains every package and ``py.typed``."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(PACKAGE, source / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+         "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packaged = {name.rpartition("/")[0].replace("/", ".") for name in names if name.endswith("/__init__.py")}
+    assert {"helpers.runners", "helpers.benchmark", "helpers.exercises"} <= subpackages()
+    assert packaged == subpackages(), f"missing from the wheel: {sorted(subpackages() - packaged)}"
+    modules = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")}
+    assert modules <= names and "helpers/py.typed" in names
+
+
+def documented_modules() -> list[str]:
+    """The modules the package docstring's map lists (``name`` or ``name/`` for a subpackage)."""
+    import helpers
+
+    return re.findall(r"^- ``([a-z_0-9]+/?)``", helpers.__doc__ or "", flags=re.M)
+
+
+def test_the_package_docstring_maps_every_module() -> None:
+    listed = documented_modules()
+    assert len(listed) == len(set(listed)), f"listed twice: {sorted({m for m in listed if listed.count(m) > 1})}"
+    present = {p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    present |= {f"{p.parent.name}/" for p in PACKAGE.glob("*/__init__.py")}
+    assert "runners/" in present and "paths" in present
+    assert set(listed) == present, (f"not in helpers/__init__.py's map: {sorted(present - set(listed))}; "
+                                    f"listed but absent: {sorted(set(listed) - present)}")

@@ -13,6 +13,7 @@ Import everything from ``helpers.benchmark``.
 
 from helpers.benchmark.limits import count_flops, measure_gemm_peak, measure_memory_bandwidth
 from helpers.benchmark.tables import compare, plot_latencies, results_frame
+from helpers.benchmark.throughput import ThroughputResult, measure_throughput, throughput_frame  # noqa: F401
 from helpers.benchmark.timing import (
     BenchmarkResult,
     Workload,
