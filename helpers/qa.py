@@ -43,6 +43,7 @@ __all__ = [
     "Span",
     "Answer",
     "encode",
+    "position_limit",
     "span_probabilities",
     "best_spans",
     "extract_answers",
@@ -160,32 +161,19 @@ def _as_list(value: str | Sequence[str], what: str) -> list[str]:
     return list(value)
 
 
-def encode(
-    tokenizer: Any,
-    questions: str | Sequence[str],
-    contexts: str | Sequence[str],
-    *,
-    max_length: int = 384,
-    stride: int = 128,
-    padding: str = "max_length",
-) -> QAFeatures:
-    """Tokenise question/context pairs for an extractive QA model, keeping character offsets.
+#: ``tokenizer.model_max_length`` above this means "no limit recorded" (transformers uses 1e30).
+_NO_LIMIT = 1_000_000
 
-    Args:
-        tokenizer: a *fast* Hugging Face tokenizer (offsets need the Rust tokenizer).
-        questions: one question or a list.
-        contexts: one context (shared by all questions) or one per question.
-        max_length: tokens per window, special tokens included (BERT: at most 512).
-        stride: tokens of overlap between consecutive windows of a long context (the "document
-            stride"); must be smaller than the room the context gets in a window.
-        padding: ``"max_length"`` (every window exactly ``max_length``: fixed shapes) or
-            ``"longest"`` (pad to the longest window in the batch: less work for short inputs).
 
-    Raises:
-        QAInputError: empty or blank question/context, mismatched list lengths, a question too
-            long to leave room for context, a stride that leaves no room to advance, or a
-            tokenizer without offsets.
-    """
+def _is_count(value: Any) -> bool:
+    """True for a Python or numpy integer (not a bool, not a float)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _pairs(
+    questions: str | Sequence[str], contexts: str | Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Questions and contexts as two equally long lists of non-blank strings, or QAInputError."""
     qs = _as_list(questions, "questions")
     cs = _as_list(contexts, "contexts")
     if not qs:
@@ -203,11 +191,47 @@ def encode(
             raise QAInputError(
                 f"context {i} is empty: extractive QA needs a text to find the answer in"
             )
+    return qs, cs
+
+
+def position_limit(tokenizer: Any, model: Any = None) -> int | None:
+    """The longest window a model can read: ``config.max_position_embeddings`` when ``model``
+    (a transformers model, or anything with a ``.model`` or ``.config``) records it, else the
+    tokenizer's ``model_max_length`` (512 for BERT), ``None`` when neither records one."""
+    config = getattr(getattr(model, "model", model), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        return positions
+    recorded = getattr(tokenizer, "model_max_length", None)
+    if isinstance(recorded, int) and 0 < recorded < _NO_LIMIT:
+        return recorded
+    return None
+
+
+def _check_windows(
+    tokenizer: Any,
+    qs: Sequence[str],
+    *,
+    max_length: int,
+    stride: int,
+    padding: str,
+    max_positions: int | None,
+) -> None:
+    """Every window setting checked before any tokenisation or compute (QAInputError)."""
     if padding not in ("max_length", "longest"):
         raise QAInputError(f"padding must be 'max_length' or 'longest', got {padding!r}")
     if not getattr(tokenizer, "is_fast", False):
         raise QAInputError("encode needs a fast (Rust) tokenizer: offsets come from it")
-
+    if not _is_count(max_length) or max_length < 1:
+        raise QAInputError(f"max_length must be a positive number of tokens, got {max_length!r}")
+    if not _is_count(stride):
+        raise QAInputError(f"stride must be a number of tokens, got {stride!r}")
+    limit = max_positions if max_positions is not None else position_limit(tokenizer)
+    if limit is not None and max_length > limit:
+        raise QAInputError(
+            f"max_length={max_length} is more than the {limit} token positions this model has; "
+            f"use max_length <= {limit} (longer contexts are split into windows with stride)"
+        )
     # The room left for context in a window, for the longest question: the stride must be smaller.
     n_special = tokenizer.num_special_tokens_to_add(pair=True)
     longest_q = max(len(tokenizer(q, add_special_tokens=False)["input_ids"]) for q in qs)
@@ -222,6 +246,46 @@ def encode(
             f"stride={stride} must be smaller than the {room} context tokens a window holds "
             f"(max_length={max_length}, longest question {longest_q} tokens)"
         )
+
+
+def encode(
+    tokenizer: Any,
+    questions: str | Sequence[str],
+    contexts: str | Sequence[str],
+    *,
+    max_length: int = 384,
+    stride: int = 128,
+    padding: str = "max_length",
+    max_positions: int | None = None,
+) -> QAFeatures:
+    """Tokenise question/context pairs for an extractive QA model, keeping character offsets.
+
+    Args:
+        tokenizer: a *fast* Hugging Face tokenizer (offsets need the Rust tokenizer).
+        questions: one question or a list.
+        contexts: one context (shared by all questions) or one per question.
+        max_length: tokens per window, special tokens included (BERT: at most 512).
+        stride: tokens of overlap between consecutive windows of a long context (the "document
+            stride"); must be smaller than the room the context gets in a window.
+        padding: ``"max_length"`` (every window exactly ``max_length``: fixed shapes) or
+            ``"longest"`` (pad to the longest window in the batch: less work for short inputs).
+        max_positions: the most tokens the model can read (``None``: :func:`position_limit`
+            of the tokenizer, 512 for BERT).
+
+    Raises:
+        QAInputError: empty or blank question/context, mismatched list lengths, ``max_length``
+            above the model's positions, a question too long to leave room for context, a
+            stride that leaves no room to advance, or a tokenizer without offsets.
+    """
+    qs, cs = _pairs(questions, contexts)
+    _check_windows(
+        tokenizer,
+        qs,
+        max_length=max_length,
+        stride=stride,
+        padding=padding,
+        max_positions=max_positions,
+    )
 
     side = getattr(tokenizer, "padding_side", "right")
     if side != "right":
@@ -468,34 +532,69 @@ def answer_questions(
     handle_impossible_answer: bool = False,
     min_score: float | None = None,
     padding: str = "max_length",
+    max_positions: int | None = None,
 ) -> list[Answer]:
     """Tokenise, run the model window batch by window batch, and extract the best answers.
 
     ``run`` is any callable taking a dict of numpy arrays and returning one with
     ``start_logits`` and ``end_logits`` (a ``helpers.runners.Runner`` fits). ``input_names``
     defaults to the runner's declared inputs when it has them, otherwise all three BERT inputs.
+    ``max_positions`` defaults to :func:`position_limit` of the runner's model (when it has one)
+    or of the tokenizer.
+
+    Questions are processed in chunks of ``batch_size`` examples of similar length (answers come
+    back in the order asked), so with ``padding="longest"`` a short question is not padded to the
+    longest context of a large set. Every setting is checked before any compute.
+
+    Raises:
+        QAInputError: what :func:`encode` rejects, and ``batch_size`` < 1.
     """
-    features = encode(
-        tokenizer, questions, contexts, max_length=max_length, stride=stride, padding=padding
+    if not _is_count(batch_size) or batch_size < 1:
+        raise QAInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    qs, cs = _pairs(questions, contexts)
+    if max_positions is None:
+        max_positions = position_limit(tokenizer, run)
+    _check_windows(
+        tokenizer,
+        qs,
+        max_length=max_length,
+        stride=stride,
+        padding=padding,
+        max_positions=max_positions,
     )
     if input_names is None:
         specs = getattr(run, "inputs", None)
         input_names = [s.name for s in specs] if specs else list(MODEL_INPUT_NAMES)
-    starts, ends = [], []
-    for lo in range(0, len(features), batch_size):
-        rows = np.arange(lo, min(lo + batch_size, len(features)))
-        batch = {k: v for k, v in features.select(rows).items() if k in input_names}
-        out = run(batch)
-        starts.append(np.asarray(out["start_logits"]))
-        ends.append(np.asarray(out["end_logits"]))
-    return extract_answers(
-        features,
-        np.concatenate(starts),
-        np.concatenate(ends),
-        max_answer_len=max_answer_len,
-        handle_impossible_answer=handle_impossible_answer,
-        min_score=min_score,
-    )
+    order = sorted(range(len(qs)), key=lambda i: (len(qs[i]) + len(cs[i]), i))
+    answers: list[Answer | None] = [None] * len(qs)
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo : lo + batch_size]
+        features = encode(
+            tokenizer,
+            [qs[i] for i in chunk],
+            [cs[i] for i in chunk],
+            max_length=max_length,
+            stride=stride,
+            padding=padding,
+            max_positions=max_positions,
+        )
+        starts, ends = [], []
+        for first in range(0, len(features), batch_size):
+            rows = np.arange(first, min(first + batch_size, len(features)))
+            out = run({k: v for k, v in features.select(rows).items() if k in input_names})
+            starts.append(np.asarray(out["start_logits"]))
+            ends.append(np.asarray(out["end_logits"]))
+        found = extract_answers(
+            features,
+            np.concatenate(starts),
+            np.concatenate(ends),
+            max_answer_len=max_answer_len,
+            handle_impossible_answer=handle_impossible_answer,
+            min_score=min_score,
+        )
+        for i, a in zip(chunk, found, strict=True):
+            answers[i] = a
+    return [a for a in answers if a is not None]
 
 
 def same_answers(a: Sequence[Answer], b: Sequence[Answer]) -> bool:

@@ -220,3 +220,82 @@ def test_answer_questions_end_to_end_with_a_tiny_model(tokenizer):
     assert qa.same_answers(batched, single)
     for a in batched:
         assert CONTEXT[a.start : a.end] == a.text and a.text
+
+
+def _never_called(inputs):
+    raise AssertionError("the model must not run when the settings are invalid")
+
+
+@pytest.mark.parametrize("max_length", [513, 1024])
+def test_max_length_beyond_the_model_positions_is_refused_before_compute(tokenizer, max_length):
+    # issue 16 row 7: max_length=1024 on a 512-position BERT used to fail deep inside modeling_bert
+    assert qa.position_limit(tokenizer) == 512
+    with pytest.raises(qa.QAInputError, match=r"max_length=\d+ is more than the 512 token"):
+        qa.answer_questions(_never_called, tokenizer, "When?", CONTEXT, max_length=max_length)
+    with pytest.raises(qa.QAInputError, match="512 token positions"):
+        qa.encode(tokenizer, "When?", CONTEXT, max_length=max_length)
+
+
+def test_the_model_config_sets_the_position_limit(tokenizer):
+    class Config:
+        max_position_embeddings = 64
+
+    class Model:
+        config = Config()
+
+    assert qa.position_limit(tokenizer, Model()) == 64
+    with pytest.raises(qa.QAInputError, match="64 token positions"):
+        qa.answer_questions(Model(), tokenizer, "When?", CONTEXT, max_length=128, stride=16)
+    with pytest.raises(qa.QAInputError, match="64 token positions"):
+        qa.answer_questions(
+            _never_called, tokenizer, "When?", CONTEXT, max_length=128, stride=16, max_positions=64
+        )
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_bad_batch_size_is_refused_before_compute(tokenizer, batch_size):
+    # issue 16 row 7: batch_size=0 used to fail with "range() arg 3 must not be zero"
+    with pytest.raises(qa.QAInputError, match="batch_size must be a whole number >= 1"):
+        qa.answer_questions(_never_called, tokenizer, "When?", CONTEXT, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("max_length", [0, 64.0, "128"])
+def test_bad_max_length_is_refused(tokenizer, max_length):
+    with pytest.raises(qa.QAInputError, match="max_length must be a positive number"):
+        qa.answer_questions(_never_called, tokenizer, "When?", CONTEXT, max_length=max_length)
+
+
+def test_chunks_of_similar_length_keep_the_order_asked(tokenizer):
+    """Answers come back in question order although examples are grouped by length."""
+    long_context = " ".join(f"Filler sentence {i} says nothing." for i in range(60))
+    long_context += " The code word is marmalade."
+    contexts = [long_context, CONTEXT, "Lima is the capital of Peru.", "Mount Kosciuszko is high."]
+    questions = ["What is the code word?", "When was ONNX announced?", "Capital?", "Who made it?"]
+    seen_widths = []
+
+    def run(inputs):
+        ids = inputs["input_ids"]
+        seen_widths.append(ids.shape[1])
+        # point every window at its first context token: the answer identifies the example
+        start = np.full(ids.shape, -10.0, dtype=np.float32)
+        end = np.full(ids.shape, -10.0, dtype=np.float32)
+        for row in range(ids.shape[0]):
+            first = int(np.nonzero(inputs["token_type_ids"][row])[0][0])
+            start[row, first] = end[row, first] = 10.0
+        return {"start_logits": start, "end_logits": end}
+
+    answers = qa.answer_questions(
+        run,
+        tokenizer,
+        questions,
+        contexts,
+        max_length=64,
+        stride=16,
+        batch_size=2,
+        padding="longest",
+    )
+    assert [a.question for a in answers] == questions
+    for i, (a, c) in enumerate(zip(answers, contexts, strict=True)):
+        assert c[a.start : a.end] == a.text  # cut from its own context...
+        assert not any(a.text in other for j, other in enumerate(contexts) if j != i)  # only
+    assert min(seen_widths) < 64  # short examples were not padded to the long context's windows
