@@ -342,8 +342,9 @@ class ClassifierDemo:
     """Pick a sample photo or upload one; see the top-5 and the latency on each chosen runtime.
 
     Headless use (tests, scripts): ``demo.run("chelsea")`` or ``demo.run(path_or_bytes)`` returns
-    :func:`predictions_frame`'s DataFrame and updates the widgets. ``demo.widget`` is the box
-    shown in a notebook (displaying the demo displays it).
+    :func:`predictions_frame`'s DataFrame and updates the widgets; ``demo.message`` says in plain
+    text what the result area shows (the predictions, or why a file cannot be classified).
+    ``demo.widget`` is the box shown in a notebook (displaying the demo displays it).
     """
 
     def __init__(
@@ -392,6 +393,7 @@ class ClassifierDemo:
         self.image = w.Image(format="jpeg", layout=w.Layout(max_width="224px"))
         self.status = w.HTML()
         self.result = w.HTML("<i>no prediction yet</i>")
+        self.message = "no prediction yet"
         quality = (
             "real pretrained weights"
             if self.loaded.pretrained and self.loaded.meaningful_outputs
@@ -472,27 +474,28 @@ class ClassifierDemo:
             start = time.perf_counter()
             self.last = self.predict(pil, runtimes)
         except image_utils.ImageError as exc:
-            self.last = []
-            self.status.value = ""
-            self.result.value = f"<div style='color:#b3261e'>⛔ This file cannot be classified: {html.escape(str(exc))}</div>"
-            return predictions_frame([])
+            return self._failed(f"This file cannot be classified: {exc}")
         except Exception as exc:  # noqa: BLE001 - keep the widget alive and say what happened
-            self.last = []
-            self.status.value = ""
-            self.result.value = (
-                f"<div style='color:#b3261e'>⛔ {html.escape(type(exc).__name__)}: "
-                f"{html.escape(str(exc)[:300])}</div>"
-            )
-            return predictions_frame([])
+            return self._failed(f"{type(exc).__name__}: {str(exc)[:300]}")
         elapsed = time.perf_counter() - start
         self.status.value = (
             f"<i>{html.escape(self.current_name)}: {len(self.last)} runtime(s), "
             f"{elapsed:.1f} s including first-call set-up</i>"
         )
-        self.result.value = predictions_html(
-            self.last, caption=f"{self.current_name} — top-{self.k} per runtime (batch 1)"
+        caption = f"{self.current_name} — top-{self.k} per runtime (batch 1)"
+        self.result.value = predictions_html(self.last, caption=caption)
+        self.message = caption + "".join(
+            f"\n{p.name}: {p.error or f'{p.top1} ({p.top[0][1]:.1%}), {p.latency_ms:.1f} ms'}" for p in self.last
         )
         return predictions_frame(self.last)
+
+    def _failed(self, message: str) -> Any:
+        """Show ``message`` instead of predictions (the widget stays usable); an empty table."""
+        self.last = []
+        self.status.value = ""
+        self.message = message
+        self.result.value = f"<div style='color:#b3261e'>⛔ {html.escape(message)}</div>"
+        return predictions_frame([])
 
     # -- events ---------------------------------------------------------------------------
     def _on_sample(self, change: Mapping[str, Any]) -> None:

@@ -97,6 +97,10 @@ def test_classifier_demo_headless(toy, monkeypatch: pytest.MonkeyPatch, tmp_path
     table = demo.run("coffee")
     assert list(table["runtime"]) == [widgets.RUNTIMES[k][0] for k in ("pytorch", "onnxruntime")]
     assert table["top1"].nunique() == 1 and (table["latency_ms"] > 0).all()
+    lines = demo.message.splitlines()  # plain text: what the result area shows
+    assert lines[0] == "coffee — top-5 per runtime (batch 1)" and "<" not in demo.message
+    assert [line.split(":")[0] for line in lines[1:]] == list(table["runtime"])
+    assert all(f": {table['top1'][0]} (" in line for line in lines[1:])
 
     # the widgets' own events: choose a sample, upload bytes, change runtimes
     demo.sample.value = "astronaut"
@@ -117,4 +121,6 @@ def test_classifier_demo_headless(toy, monkeypatch: pytest.MonkeyPatch, tmp_path
 
     broken = demo.run(b"definitely not a photo", name="notes.txt")
     assert broken.empty and "cannot be classified" in demo.result.value
+    assert demo.message.startswith("This file cannot be classified: image bytes (22 B): not a recognised")
+    assert demo.last == [] and not demo.run("chelsea").empty  # the demo stays usable
     assert runners.Runner in type(demo.runners_for(["onnxruntime"])["onnxruntime"]).__mro__
