@@ -24,11 +24,20 @@ factory                      ``runtime``        artifact
 Every ``run`` validates its inputs first (:func:`validate_inputs`): missing or extra names, wrong
 rank, wrong fixed dimensions, wrong dtype and non-numpy values (torch tensors, lists) raise
 :class:`InputError` with the expected signature in the message, instead of an opaque error deep
-inside a runtime.
+inside a runtime. Arrays in the other byte order (``x.astype(">f4")``, which numpy still calls
+``float32``) are converted to the machine's order before any runtime sees them
+(:func:`native_byte_order`): ONNX Runtime would otherwise read them as garbage without an error.
 
 Layout: :mod:`.base` (signatures, validation, :class:`Runner`), :mod:`.torch_family`,
 :mod:`.ort`, :mod:`.openvino`, :mod:`.runtimes` (:func:`available_runtimes`,
-:func:`for_runtime`). Import everything from ``helpers.runners``.
+:func:`for_runtime`), :mod:`.trust` (which model files may be loaded). Import everything from
+``helpers.runners``.
+
+Model files can be code: a ``.pt2`` may hold pickles that ``torch.export.load`` unpickles without
+restriction, and an AOTInductor package is a shared library. :func:`exported_program_runner`
+inspects the archive first and refuses such pickles; :func:`aoti_runner` loads only the suite's
+own packages unless told ``trusted=True``; both take ``sha256=`` to check a published hash.
+Refusals raise :class:`UntrustedArtifactError`.
 
 The runtime keys of :func:`available_runtimes` each get a configured runner from one factory,
 :func:`for_runtime` (``for_runtime("openvino", "model.onnx", threads=2)``).
@@ -46,6 +55,7 @@ from helpers.runners.base import (
     TensorSpec,
     default_threads,
     format_signature,
+    native_byte_order,
     validate_inputs,
 )
 from helpers.runners.openvino import openvino_runner, ov_dtype_name, ov_port_name
@@ -65,6 +75,7 @@ from helpers.runners.torch_family import (
     torch_threads,
     torchscript_runner,
 )
+from helpers.runners.trust import UntrustedArtifactError
 
 __all__ = [
     "ONNX_RUNTIMES",
@@ -76,12 +87,14 @@ __all__ = [
     "ProviderUnavailableError",
     "Runner",
     "TensorSpec",
+    "UntrustedArtifactError",
     "aoti_runner",
     "available_runtimes",
     "default_threads",
     "exported_program_runner",
     "for_runtime",
     "format_signature",
+    "native_byte_order",
     "openvino_runner",
     "ort_providers_for",
     "ort_runner",

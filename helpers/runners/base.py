@@ -27,6 +27,7 @@ __all__ = [
     "base_description",
     "default_threads",
     "format_signature",
+    "native_byte_order",
     "report_fallback",
     "validate_inputs",
 ]
@@ -96,7 +97,8 @@ def validate_inputs(specs: Sequence[TensorSpec], inputs: Mapping[str, np.ndarray
     (a torch tensor gets a hint to call ``.numpy()``); dtypes match exactly (``float64`` where
     ``float32`` is expected is an error, with an ``.astype`` hint — ONNX Runtime would refuse it);
     ranks match; fixed dimensions match; a symbolic dimension (e.g. ``"batch"``) has the same size
-    in every input that uses it.
+    in every input that uses it. The byte order is not checked here: :meth:`Runner.run` converts
+    big-endian arrays (see :func:`native_byte_order`).
     """
     expected = f"expected inputs: {_sig(specs)}"
     if not isinstance(inputs, Mapping):
@@ -157,6 +159,24 @@ def validate_inputs(specs: Sequence[TensorSpec], inputs: Mapping[str, np.ndarray
                     )
 
 
+def native_byte_order(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inputs with every array in this machine's byte order (others are converted, a copy).
+
+    ``x.astype(">f4")`` is still ``float32`` to numpy (``dtype.name`` ignores the byte order),
+    so it passes the dtype check; but ONNX Runtime reads the raw bytes as little-endian and
+    returns garbage or NaN without an error, and ``torch.from_numpy`` refuses it. Converting
+    keeps the values (``np.array_equal`` holds) for every runtime. Arrays already in native
+    order — the usual case — are passed through untouched (no copy). Memory layout is left
+    alone: Fortran-ordered, strided and read-only arrays give the same outputs on every runtime.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, value in inputs.items():
+        if not value.dtype.isnative:
+            value = value.astype(value.dtype.newbyteorder("="))
+        out[name] = value
+    return out
+
+
 def _sig(specs: Sequence[TensorSpec]) -> str:
     return "; ".join(str(spec) for spec in specs)
 
@@ -183,9 +203,13 @@ class Runner(abc.ABC):
     precision: str = "float32"
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Validate ``inputs`` against :attr:`inputs`, run the model, return named outputs."""
+        """Validate ``inputs`` against :attr:`inputs`, run the model, return named outputs.
+
+        Arrays in the other byte order (``x.astype(">f4")``) are converted to this machine's
+        order first (:func:`native_byte_order`), for every runtime alike.
+        """
         validate_inputs(self.inputs, inputs)
-        return self._run(inputs)
+        return self._run(native_byte_order(inputs))
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Same as :meth:`run`."""

@@ -119,6 +119,7 @@ def for_runtime(
     name: str | None = None,
     precision: str | None = None,
     strict: bool | None = None,
+    trusted: bool = False,
 ) -> Runner:
     """A runner for runtime ``key`` (see :func:`available_runtimes`), set up for comparisons.
 
@@ -138,6 +139,8 @@ def for_runtime(
       back to the CPU raises :class:`ProviderUnavailableError` instead of measuring the CPU under
       another name) and False for CPU runtimes.
     - ``name``: defaults to :data:`RUNTIME_LABELS` ``[key]``.
+    - ``trusted``: vouch for a ``.pt2`` / AOTInductor file from outside the suite's folders
+      (see :func:`exported_program_runner` and :func:`aoti_runner`: such files can run code).
     """
     if key not in RUNTIME_LABELS:
         raise ValueError(f"unknown runtime {key!r}; choose one of {', '.join(RUNTIME_LABELS)}")
@@ -158,12 +161,10 @@ def for_runtime(
             return torch_runner(
                 model, *signature, name=name, device=device, threads=threads, strict=strict
             )
-        make = {
-            "torchscript": torchscript_runner,
-            "torch.export": exported_program_runner,
-            "aoti": aoti_runner,
-        }[key]
-        return make(artifact, *signature, name=name, threads=threads)
+        if key == "torchscript":
+            return torchscript_runner(artifact, *signature, name=name, threads=threads)
+        make = exported_program_runner if key == "torch.export" else aoti_runner
+        return make(artifact, *signature, name=name, threads=threads, trusted=trusted)
     if artifact is None:
         raise ValueError(f"{name} runs an ONNX file: pass its path as the artifact")
     if key == "openvino":

@@ -1,8 +1,15 @@
-"""The PyTorch family of runners: eager, TorchScript (legacy), torch.export and AOTInductor."""
+"""The PyTorch family of runners: eager, TorchScript (legacy), torch.export and AOTInductor.
+
+The file-based runners check a file before they load it (:mod:`helpers.runners.trust`): a
+``.pt2`` is refused when it holds pickles that ``weights_only=True`` would refuse or compiled
+code; an AOTInductor package (a shared library) only loads from the suite's own folders, with a
+matching ``sha256=`` or with ``trusted=True``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +22,7 @@ from helpers.runners.base import (
     base_description,
     report_fallback,
 )
+from helpers.runners.trust import check_pt2, check_sha256, require_trusted_code
 
 __all__ = [
     "aoti_runner",
@@ -227,17 +235,25 @@ def torchscript_runner(
     name: str = "TorchScript (legacy)",
     threads: int | None = None,
     device: str = "cpu",
+    sha256: str | None = None,
 ) -> Runner:
     """A TorchScript file (from ``torch.jit.trace``/``script`` + ``.save``) — **legacy**.
 
     ``torch.jit.load`` emits a FutureWarning in current PyTorch: TorchScript is deprecated in
     favour of ``torch.export``. The warning is left visible on purpose, and ``describe()`` says
     ``legacy: True``. An already loaded ``ScriptModule`` is accepted too.
+
+    Trust: a TorchScript file holds TorchScript code and pickles that TorchScript's own,
+    restricted unpickler reads (it refuses Python globals such as ``os.system``), so loading
+    does not run Python from the file; calling the model runs its TorchScript code. ``sha256``
+    (full hex digest or a prefix of at least 8 digits) is checked before loading when given.
     """
     import torch
 
     device = _resolve_torch_device(device, strict=False)
     if isinstance(path, (str, Path)):
+        if sha256 is not None:
+            check_sha256(path, sha256)
         module = torch.jit.load(str(path), map_location=device)
         artifact = str(path)
     else:
@@ -266,16 +282,34 @@ def exported_program_runner(
     name: str = "torch.export",
     threads: int | None = None,
     device: str = "cpu",
+    trusted: bool = False,
+    sha256: str | None = None,
 ) -> Runner:
     """A ``torch.export`` program: a ``.pt2`` from ``torch.export.save`` or an ``ExportedProgram``.
 
     Runs ``program.module()`` (a ``GraphModule``; it is already in inference form, so ``.eval()`` is
     neither needed nor supported) under ``torch.inference_mode()``.
+
+    Trust: ``torch.export.load`` unpickles whatever pickles the archive holds with
+    ``weights_only=False`` (PyTorch's own docs: never load one from an untrusted source), so a
+    planted ``.pt2`` can run any command. The file is therefore read once and inspected first
+    (:func:`helpers.runners.trust.pt2_problems`): pickles that ``weights_only=True`` refuses and
+    compiled AOTInductor code raise :class:`~helpers.runners.trust.UntrustedArtifactError`, and
+    what was inspected is what is loaded. What ``torch.export.save`` writes for plain tensors
+    (raw bytes plus JSON) passes. ``sha256`` (full digest or a prefix of at least 8 hex digits)
+    is checked first when given: it proves the file is the one that was published, not that its
+    publisher's pickles are harmless. ``trusted=True`` skips the inspection, for a file whose
+    source you trust (one you made, or one you verified and vouch for).
     """
     import torch
 
     if isinstance(path_or_program, (str, Path)):
-        program = torch.export.load(str(path_or_program))
+        data = Path(path_or_program).read_bytes()
+        if sha256 is not None:
+            check_sha256(path_or_program, sha256, data=data)
+        if not trusted:
+            check_pt2(path_or_program, data)
+        program = torch.export.load(io.BytesIO(data))
         artifact = str(path_or_program)
     else:
         program, artifact = path_or_program, type(path_or_program).__name__
@@ -304,15 +338,27 @@ def aoti_runner(
     name: str = "AOTInductor",
     threads: int | None = None,
     device: str = "cpu",
+    trusted: bool = False,
+    sha256: str | None = None,
 ) -> Runner:
     """An AOTInductor package (``torch._inductor.aoti_compile_and_package``), loaded with
     ``torch._inductor.aoti_load_package``: ahead-of-time compiled C++ kernels, no Python graph.
 
     ``device`` must be the device the package was compiled for.
+
+    Trust: the package holds a shared library, and loading it runs native code — no inspection
+    can make that safe. It is loaded only when it is the suite's own (inside the output folder
+    or model cache, where the notebooks compile theirs) or with ``trusted=True``; otherwise
+    :class:`~helpers.runners.trust.UntrustedArtifactError`. ``sha256`` (full digest or a prefix
+    of at least 8 hex digits) is checked first when given — for a package from elsewhere, check
+    it and pass ``trusted=True``.
     """
     import torch
     import torch._inductor
 
+    require_trusted_code(
+        package_path, trusted=trusted, sha256=sha256, what="an AOTInductor package (a shared library)"
+    )
     compiled = torch._inductor.aoti_load_package(str(package_path))
     return _TorchFamilyRunner(
         compiled,
