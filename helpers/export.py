@@ -28,11 +28,18 @@ explicitly and checked:
 :func:`onnx_summary`, :func:`op_histogram`, :func:`file_size_mib` and :func:`input_specs_from_onnx`
 read a saved model (without loading external weights) to show its inputs/outputs, which
 operators it uses (also what quantization inserted) and its size.
+
+:func:`error_line` and :func:`quiet_failed_export` keep a failing export (or a runtime's refusal)
+readable in a notebook: the first useful line of the message, and the partial graph that torch
+prints once per nested export call kept out of the output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
+import logging
 import re
 import warnings
 from collections import Counter
@@ -47,11 +54,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DynamicShapeError",
+    "error_line",
     "export_onnx",
     "file_size_mib",
     "input_specs_from_onnx",
     "onnx_summary",
     "op_histogram",
+    "quiet_failed_export",
 ]
 
 
@@ -408,6 +417,52 @@ def _check_dynamic_dims(
                 UserWarning,
                 stacklevel=3,
             )
+
+
+# ----------------------------------------------------------------------------------------------
+# failures a learner reads
+# ----------------------------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Loggers that add noise (not information) when an export fails on data-dependent control flow.
+_FAILED_EXPORT_LOGGERS = ("torch.fx.experimental.symbolic_shapes",)
+
+
+def error_line(error: BaseException, *, max_chars: int = 200) -> str:
+    """``"Type: first non-empty line"`` of an error's message, without terminal colour codes.
+
+    Many messages start with a blank line (TorchScript's) or run to pages (the ONNX exporter's
+    report); the first line that says something is what a reader needs. Lines longer than
+    ``max_chars`` are cut with an ellipsis; an empty message gives just the type's name.
+    """
+    text = _ANSI.sub("", str(error))
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if len(line) > max_chars:
+        line = line[: max_chars - 1] + "…"
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+@contextlib.contextmanager
+def quiet_failed_export() -> Iterator[io.StringIO]:
+    """Keep what a failing ``torch.export`` prints out of the output; yield where it went.
+
+    When an export fails, torch prints the partial graph it captured to stderr once per nested
+    export call (twice for ``torch.export.export``, more through ``torch.onnx.export``) and logs
+    "Unable to find user code corresponding to {u0}". Inside this block both go into the
+    yielded buffer instead; the error still raises, and it carries the graph once, as
+    ``error.partial_fx_graph``. Logger levels and ``sys.stderr`` are restored on exit.
+    """
+    buffer = io.StringIO()
+    loggers = [logging.getLogger(name) for name in _FAILED_EXPORT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield buffer
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -154,15 +154,24 @@ def test_03_parity_and_session(tmp_path: Path) -> None:
     right("03.1", diff, reference=eager, candidate=ort, inputs=inputs)
     wrong("03.1", diff + 1.0, reference=eager, candidate=ort, inputs=inputs)
 
-    good = runners.ort_runner(path, intra_op_threads=1, graph_optimization_level="basic")
-    right("03.2", good, onnx_path=path, inputs=inputs)
-    fb = wrong(
-        "03.2",
-        runners.ort_runner(path, intra_op_threads=2, graph_optimization_level="basic"),
-        onnx_path=path,
-        inputs=inputs,
-    )
-    assert "intra_op_threads=1" in fb.hint
+    import onnxruntime
+
+    def session(threads: int, level: str, model: Path = path) -> onnxruntime.InferenceSession:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, level)
+        return onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+    right("03.2", session(1, "ORT_ENABLE_BASIC"), onnx_path=path, inputs=inputs)
+    fb = wrong("03.2", session(2, "ORT_ENABLE_BASIC"), onnx_path=path, inputs=inputs)
+    assert "intra_op_num_threads = 1" in fb.hint
+    fb = wrong("03.2", session(1, "ORT_ENABLE_ALL"), onnx_path=path, inputs=inputs)
+    assert "ORT_ENABLE_ALL" in fb.message and "ORT_ENABLE_BASIC" in fb.hint
+    fb = wrong("03.2", runners.ort_runner(path, intra_op_threads=1), onnx_path=path, inputs=inputs)
+    assert "InferenceSession" in fb.hint
+    other, _ = gemm_onnx(tmp_path / "other.onnx", noise=0.5)
+    fb = wrong("03.2", session(1, "ORT_ENABLE_BASIC", other), onnx_path=path, inputs=inputs)
+    assert "same file" in fb.hint
 
 
 def test_04_benchmark_table_and_int8_agreement(tmp_path: Path) -> None:

@@ -181,3 +181,35 @@ def test_dynamic_shapes_keyed_by_onnx_input_names_and_auto_warning() -> None:
     )
     with pytest.warns(UserWarning, match="Dim.AUTO"):
         _check_examples(pairs)  # AUTO lets torch decide: a warning, not an error
+
+
+def test_error_line_skips_blank_lines_colours_and_cuts() -> None:
+    from helpers.export import error_line
+
+    assert error_line(RuntimeError("\n\n  'Tuple' has no attribute 'x'.:\n  File ...")) == (
+        "RuntimeError: 'Tuple' has no attribute 'x'.:"
+    )
+    assert error_line(ValueError("\x1b[96mstep 1/3\x1b[0m failed\nmore")) == "ValueError: step 1/3 failed"
+    assert error_line(KeyError()) == "KeyError"
+    cut = error_line(RuntimeError("x" * 500), max_chars=20)
+    assert cut == "RuntimeError: " + "x" * 19 + "…"
+
+
+def test_quiet_failed_export_keeps_the_graph_once_on_the_error(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    from helpers.export import quiet_failed_export
+    from helpers.tiny_models import SignGate, positive_and_negative_inputs
+
+    positive, _ = positive_and_negative_inputs()
+    logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = logger.level
+    with quiet_failed_export() as captured, pytest.raises(Exception) as info:  # noqa: PT011
+        torch.export.export(SignGate(), (positive,))
+    err = capfd.readouterr().err
+    assert "def forward" not in err and "Unable to find user code" not in err
+    assert "def forward" in captured.getvalue()  # torch printed it (into the buffer)
+    assert "item" in info.value.partial_fx_graph  # and the error carries it once
+    assert logger.level == level

@@ -61,38 +61,65 @@ register(
 )
 
 
+_SESSION_HINT = (
+    "options = ort.SessionOptions(); set options.intra_op_num_threads and "
+    "options.graph_optimization_level; then ort.InferenceSession(str(onnx_path), options, "
+    'providers=["CPUExecutionProvider"]).'
+)
+
+
 def _check_03_2(answer: Any, onnx_path: Any, inputs: Any) -> Feedback:
+    import onnxruntime as ort
+
     from helpers import runners
 
-    if not isinstance(answer, runners.Runner):
+    if isinstance(answer, runners.Runner):
         raise Wrong(
-            f"Expected a runner from helpers.runners, got {type(answer).__name__}.",
-            "Use runners.ort_runner(onnx_path, ...).",
+            "That is the suite's runner; this exercise asks for ONNX Runtime's own session.",
+            _SESSION_HINT,
         )
-    info = answer.describe()
-    if info.get("runtime") != "onnxruntime":
-        raise Wrong(f"This is a {info.get('runtime')} runner; the exercise asks for ONNX Runtime.")
-    threads = info.get("threads") or {}
-    if threads.get("intra_op") != 1:
+    if not isinstance(answer, ort.InferenceSession):
         raise Wrong(
-            f"intra-op threads are {threads.get('intra_op')}, not 1.", "Pass intra_op_threads=1."
+            f"Expected an onnxruntime.InferenceSession, got {type(answer).__name__}.", _SESSION_HINT
         )
-    if info.get("graph_optimization_level") != "basic":
+    options = answer.get_session_options()
+    if options.intra_op_num_threads != 1:
         raise Wrong(
-            f"graph optimisation level is {info.get('graph_optimization_level')!r}, not 'basic'.",
-            'Pass graph_optimization_level="basic".',
+            f"intra_op_num_threads is {options.intra_op_num_threads}"
+            f"{' (0: ONNX Runtime picks one thread per core)' if options.intra_op_num_threads == 0 else ''}"
+            ", not 1.",
+            "Set options.intra_op_num_threads = 1 before creating the session.",
         )
-    default = runners.ort_runner(onnx_path)
-    name = default.output_names[0]
-    got, expected = answer(inputs)[name], default(inputs)[name]
+    basic = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    if options.graph_optimization_level != basic:
+        raise Wrong(
+            f"graph_optimization_level is {options.graph_optimization_level.name}, not {basic.name}.",
+            "Set options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC "
+            "(a fresh SessionOptions starts at ORT_ENABLE_ALL).",
+        )
+    if answer.get_providers() != ["CPUExecutionProvider"]:
+        raise Wrong(
+            f"The session runs on {answer.get_providers()}; the exercise asks for the CPU only.",
+            'Pass providers=["CPUExecutionProvider"].',
+        )
+    default = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in default.get_inputs()]
+    if [i.name for i in answer.get_inputs()] != names:
+        raise Wrong(
+            f"Your session's inputs are {[i.name for i in answer.get_inputs()]}, not {names}.",
+            "Did you load the same file (onnx_path)?",
+        )
+    feed = {name: inputs[name] for name in names}
+    got, expected = answer.run(None, feed)[0], default.run(None, feed)[0]
     scale = max(1.0, float(np.abs(expected).max()))  # fusions reorder float32 sums
-    if not np.allclose(got, expected, rtol=1e-3, atol=1e-4 * scale):
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-3, atol=1e-4 * scale):
         raise Wrong(
-            "Your runner's outputs differ from the default session's.",
+            "Your session's outputs differ from a default session's on the same file.",
             "Did you load the same file (onnx_path)?",
         )
     return correct(
-        "Correct: one intra-op thread, basic optimisations, and the same outputs as the default session."
+        "Correct: one intra-op thread, basic optimisations, the CPU provider, and the same outputs as "
+        "a default session."
     )
 
 
@@ -101,13 +128,17 @@ register(
         key="03.2",
         title="An ONNX Runtime session, configured",
         prompt=(
-            "Create a runner for `onnx_path` with the suite's `runners.ort_runner` that uses exactly "
-            "**one intra-op thread** and only the **basic** graph optimisations. Give the runner as "
-            "your answer."
+            "Create an ONNX Runtime session for `onnx_path` with ONNX Runtime's own API: an "
+            "`ort.SessionOptions()` with exactly **one intra-op thread** and only the **basic** graph "
+            "optimisations, then `ort.InferenceSession(...)` on the CPU execution provider. Give the "
+            "session as your answer."
         ),
         checker=_check_03_2,
         context=("onnx_path", "inputs"),
         call='exercises.check("03.2", answer, onnx_path=onnx_path, inputs=inputs)',
-        solution='answer = runners.ort_runner(onnx_path, intra_op_threads=1, graph_optimization_level="basic")',
+        solution="options = ort.SessionOptions()\n"
+        "options.intra_op_num_threads = 1\n"
+        "options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC\n"
+        'answer = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])',
     )
 )
