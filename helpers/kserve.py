@@ -28,19 +28,24 @@ each binary tensor marked with ``"parameters": {"binary_data_size": n}``; output
 binary when asked for (``"binary_data": true`` on an output, or ``"binary_data_output": true``
 on the request).
 
-Errors are ``{"error": "<what is wrong and what was expected>"}``: 404 for an unknown model or
-version, 400 for a malformed request (invalid JSON, NaN/Infinity, unknown field, wrong input
-name/count/datatype/shape, data that does not match the shape), 413 for a body or tensor over
-the limits, 415 for a content type other than JSON / octet-stream, 500 (logged, no traceback to
-the client) when the model itself fails.
+Errors are ``{"error": "<what is wrong and what was expected>"}`` (one line): 404 for an unknown
+model or version, 400 for a malformed request (invalid JSON, NaN/Infinity, numbers beyond float
+range, integers of more than 32 digits, nesting deeper than 64 levels, unknown field, wrong input
+name/count/datatype/shape, data that does not match the shape), 408 for a body not received
+within ``body_timeout_s``, 413 for a body or tensor over the limits, 415 for a content type
+other than JSON / octet-stream, 500 (logged, no traceback to the client) when the model itself
+fails. The request is parsed and checked in the thread pool, not on the event loop, so a large
+JSON body does not stall other connections. The limits are :mod:`helpers.serving_limits`, shared
+with the ``/predict`` app.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -51,6 +56,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from helpers.runners import InputError, Runner, TensorSpec, ov_dtype_name
+from helpers.serving_limits import RequestProblem, loads_json, read_body
 
 __all__ = [
     "DATATYPES",
@@ -67,6 +73,7 @@ __all__ = [
     "model_metadata",
     "output_specs_of",
     "router",
+    "router_factory",
     "server_ready",
 ]
 
@@ -159,13 +166,8 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolve(schema)
 
 
-class _Problem(Exception):
+class _Problem(RequestProblem):
     """A request the server refuses: HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,29 +220,6 @@ def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Decoding a request
 # --------------------------------------------------------------------------------------------
-
-
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not valid JSON (JSON numbers must be finite)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range (JSON numbers must be finite)")
-    return value
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
-                          parse_float=_finite_float)
-    except UnicodeDecodeError:
-        raise _Problem(400, "the request body is not UTF-8 JSON") from None
-    except RecursionError:
-        raise _Problem(400, "the JSON is nested too deeply") from None
-    except ValueError as error:  # JSONDecodeError is a ValueError; so are our finite checks
-        raise _Problem(400, f"invalid JSON: {error}") from None
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -381,6 +360,7 @@ def router(
     max_elements: int = DEFAULT_MAX_ELEMENTS,
     server_name: str = "inference-suite",
     server_version: str = "1",
+    body_timeout_s: float | None = 30.0,
 ) -> APIRouter:
     """A FastAPI ``APIRouter`` speaking the v2 protocol for every runner in ``models``.
 
@@ -390,10 +370,13 @@ def router(
     runners whose ``run`` is thread-safe (all of :mod:`helpers.runners`, and
     :class:`helpers.openvino_tools.ThroughputRunner`, which also runs concurrent requests in
     parallel). ``output_specs`` gives output dtypes/shapes for runners that cannot report them
-    (see :func:`output_specs_of`). Usage::
+    (see :func:`output_specs_of`). A body must arrive within ``body_timeout_s`` (408). Usage::
 
         app = create_app(classifier)                       # any FastAPI app
         app.include_router(kserve.router({"classifier": runner}))
+
+    On Ray Serve the router must be built inside the replica (it holds compiled models, which
+    cannot be pickled): pass :func:`router_factory` to ``ray_serve_app(routers=[...])``.
     """
     api = APIRouter(tags=["KServe v2 / Open Inference Protocol"])
     explicit = dict(output_specs or {})
@@ -447,16 +430,12 @@ def router(
     async def model_infer(request: Request, name: str, version: str | None) -> Response:
         try:
             runner = lookup(name, version)
-            raw = await _read_capped(request, max_body_bytes)
-            header, binary = _split_body(request, raw)
-            try:
-                body = InferenceRequest.model_validate(_parse_json(header))
-            except ValidationError as invalid:
-                raise _Problem(400, _validation_message(invalid)) from None
-            arrays = _decode_inputs(body, binary, runner, max_elements)
-            chosen = _selected_outputs(body, runner)
-        except _Problem as problem:
-            return error(problem.status, problem.message)
+            raw = await read_body(request, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
+            body, arrays, chosen = await run_in_threadpool(
+                _decode_request, request.headers, raw, runner, max_elements)
+        except RequestProblem as problem:
+            return JSONResponse({"error": problem.message}, status_code=problem.status,
+                                headers=problem.headers or None)
         try:
             results = await run_in_threadpool(runner.run, arrays)
         except InputError as bad:
@@ -497,27 +476,46 @@ def router(
     return api
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            length = int(declared)
-        except ValueError:
-            raise _Problem(400, f"Content-Length {declared!r} is not a number") from None
-        if length > limit:
-            raise _Problem(413, f"request body of {length} bytes is over the limit of {limit}")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise _Problem(413, f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _router_for(
+    classifier: Any, *, name: str, models: Callable[[Any], Mapping[str, Runner]] | None,
+    options: Mapping[str, Any],
+) -> APIRouter:
+    served = dict(models(classifier)) if models is not None else {name: classifier.runner}
+    return router(served, **options)
 
 
-def _split_body(request: Request, raw: bytes) -> tuple[bytes, bytes]:
-    content_type = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
-    header_length = request.headers.get(_HEADER_LENGTH)
+def router_factory(
+    name: str = "classifier",
+    *,
+    models: Callable[[Any], Mapping[str, Runner]] | None = None,
+    **options: Any,
+) -> Callable[[Any], APIRouter]:
+    """A picklable ``f(classifier) -> APIRouter`` for ``create_app``/``ray_serve_app(routers=...)``.
+
+    The router is built where ``f`` is called — on each Ray Serve replica, next to the models it
+    serves — not where the factory is made. By default it serves the app's own classifier
+    runner under ``name``; ``models(classifier)`` may instead return any ``{name: Runner}``
+    (built in the replica, e.g. an OpenVINO throughput runner). ``options`` go to
+    :func:`router`.
+    """
+    return functools.partial(_router_for, name=name, models=models, options=dict(options))
+
+
+def _decode_request(
+    headers: Mapping[str, str], raw: bytes, runner: Runner, max_elements: int
+) -> tuple[InferenceRequest, dict[str, np.ndarray], list[tuple[str, bool]]]:
+    """Parse and check one inference request body (in the thread pool); raises :class:`_Problem`."""
+    header, binary = _split_body(headers, raw)
+    try:
+        body = InferenceRequest.model_validate(loads_json(header))
+    except ValidationError as invalid:
+        raise _Problem(400, _validation_message(invalid)) from None
+    return body, _decode_inputs(body, binary, runner, max_elements), _selected_outputs(body, runner)
+
+
+def _split_body(headers: Mapping[str, str], raw: bytes) -> tuple[bytes, bytes]:
+    content_type = (headers.get("content-type") or "application/json").split(";")[0].strip()
+    header_length = headers.get(_HEADER_LENGTH)
     if header_length is None:
         if content_type not in ("application/json", "application/octet-stream"):
             raise _Problem(415, f"content type {content_type!r}: send application/json")

@@ -20,6 +20,9 @@ Method:
 - By default the client runs in a separate Python process (``isolate=True``), so it does not
   compete with an in-process server (e.g. uvicorn in a notebook thread) for the GIL; the
   machine's cores are still shared, which is the honest loopback situation.
+
+:func:`memory_during` measures a server process's resident memory (RSS) before, at its peak
+during, and after some work — e.g. a load test of large images.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +44,7 @@ import pandas as pd
 
 from helpers.benchmark import percentile
 
-__all__ = ["LoadTestResult", "load_test", "plot_load_tests", "results_table"]
+__all__ = ["LoadTestResult", "MemoryUse", "load_test", "memory_during", "plot_load_tests", "results_table"]
 
 _MAX_ERROR_EXAMPLES = 5
 
@@ -287,6 +291,54 @@ def plot_load_tests(results: Sequence[LoadTestResult], *, title: str = "") -> An
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+@dataclass
+class MemoryUse:
+    """Resident memory (bytes) of a process: before some work, its peak during it, and after."""
+
+    before: int
+    peak: int
+    after: int
+    result: Any = None
+
+    def row(self, label: str = "") -> dict[str, Any]:
+        """MiB figures and the peak as a multiple of the memory before."""
+        mib = 2**20
+        return {"work": label, "before_MiB": round(self.before / mib), "peak_MiB": round(self.peak / mib),
+                "after_MiB": round(self.after / mib), "peak / before": round(self.peak / self.before, 2)}
+
+
+def memory_during(
+    work: Callable[[], Any], *, pid: int | None = None, interval_s: float = 0.005,
+    settle_s: float = 1.0,
+) -> MemoryUse:
+    """Run ``work()`` while polling the RSS of process ``pid`` (default: this one) with psutil.
+
+    ``after`` is read ``settle_s`` after the work ends (freed memory takes a moment to be
+    returned). ``result`` is what ``work()`` returned. A sampling poller can miss a peak shorter
+    than ``interval_s``; RSS counts pages actually in memory, the figure the OS runs out of.
+    """
+    import psutil
+
+    process = psutil.Process(pid if pid is not None else os.getpid())
+    before = process.memory_info().rss
+    peak, done = [before], threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(interval_s)
+
+    poller = threading.Thread(target=poll, name="rss-poller", daemon=True)
+    poller.start()
+    try:
+        result = work()
+        time.sleep(settle_s)
+    finally:
+        done.set()
+        poller.join(5)
+    return MemoryUse(before, max(peak[0], process.memory_info().rss), process.memory_info().rss, result)
 
 
 def _main() -> None:  # pragma: no cover - exercised through load_test(isolate=True)

@@ -3,10 +3,14 @@
 - :func:`ray_cluster` starts a local Ray instance with its temporary folder inside the project's
   outputs (see :func:`ray_temp_dir` about the Unix-socket path limit) and, on exit, shuts Serve
   and Ray down and checks with ``psutil`` that no Ray process (raylet, GCS server, workers) is
-  left behind (:func:`ray_processes`).
+  left behind (:func:`ray_processes`). Ray's log lines are kept out of the caller's output:
+  workers' logs are not forwarded (``log_to_driver=False``) and what Ray prints while shutting
+  down is captured in :attr:`RayCluster.shutdown_messages`.
 - :func:`ray_serve_app` deploys **the same FastAPI app** as :func:`helpers.serving.create_app`
   on Ray Serve replicas (``@serve.ingress``), with ``@serve.batch`` grouping requests into one
-  ONNX Runtime call; :func:`start_ray_serve` runs it on ``127.0.0.1``.
+  ONNX Runtime call, and any extra routers (e.g. the KServe v2 protocol,
+  :func:`helpers.kserve.router_factory`) built inside each replica; :func:`start_ray_serve`
+  runs it on ``127.0.0.1`` with request and keep-alive timeouts on Serve's HTTP proxy.
 - :func:`ray_batch_predict` runs the same model over a folder of images with Ray Data's
   ``map_batches`` (one session per actor).
 """
@@ -14,8 +18,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import Counter
@@ -28,7 +34,14 @@ import numpy as np
 
 from helpers.images import default_resize, load_image, numpy_preprocess
 from helpers.paths import output_dir
-from helpers.serving import DEFAULT_MAX_BYTES, ImageClassifier, RunningServer, create_app, free_port
+from helpers.serving import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_BYTES,
+    ImageClassifier,
+    RunningServer,
+    create_app,
+    free_port,
+)
 
 __all__ = [
     "UNIX_SOCKET_PATH_MAX",
@@ -123,6 +136,13 @@ class RayCluster:
     leftover_processes: list[dict[str, Any]] | None = None
     shutdown_s: float = 0.0
     attempts: int = 1
+    #: What Ray printed while shutting down (ANSI colours removed), e.g. the raylet reporting
+    #: that the Serve controller's ``graceful_shutdown`` task failed because its actor was
+    #: already being stopped — Ray's bookkeeping, not an error of the application.
+    shutdown_messages: list[str] = field(default_factory=list)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _terminate(processes: Sequence[Mapping[str, Any]], timeout_s: float = 10.0) -> None:
@@ -199,11 +219,16 @@ def ray_cluster(
         yield cluster
     finally:
         t1 = time.perf_counter()
-        with contextlib.suppress(Exception):
-            from ray import serve
+        printed = io.StringIO()
+        # Ray's driver thread prints the raylet's messages (coloured) to sys.stdout/stderr.
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            with contextlib.suppress(Exception):
+                from ray import serve
 
-            serve.shutdown()
-        ray.shutdown()
+                serve.shutdown()
+            ray.shutdown()
+        cluster.shutdown_messages = [
+            line for line in _ANSI.sub("", printed.getvalue()).splitlines() if line.strip()]
         deadline = time.perf_counter() + shutdown_timeout_s
         left = ray_processes(folder)
         while left and time.perf_counter() < deadline:
@@ -231,6 +256,7 @@ def ray_serve_app(
     intra_op_threads: int = 1,
     num_cpus_per_replica: float = 0.5,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    body_timeout_s: float | None = DEFAULT_BODY_TIMEOUT_S,
     routers: Sequence[Any] = (),
 ) -> Any:
     """A Ray Serve application serving **the same FastAPI app** as :func:`helpers.serving.create_app`.
@@ -241,8 +267,12 @@ def ray_serve_app(
     extra ``routers`` are exactly those of the uvicorn server. The only difference is inference:
     ``@serve.batch`` groups concurrent requests (up to ``max_batch_size`` images, waiting at most
     ``batch_wait_timeout_s`` for a batch to fill) into one session call. ``/metadata`` adds which
-    replica answered and the batch sizes it has run. ``routers`` must be picklable (Ray ships
-    them to the replicas).
+    replica answered and the batch sizes it has run.
+
+    ``routers`` are shipped to the replicas with cloudpickle, so each item is either a picklable
+    ``APIRouter`` or — for routers that hold models (compiled sessions cannot be pickled) — a
+    **factory** ``f(classifier) -> APIRouter`` that each replica calls after loading its
+    model, e.g. :func:`helpers.kserve.router_factory` for the KServe v2 protocol.
     """
     from ray import serve
 
@@ -254,6 +284,8 @@ def ray_serve_app(
         "max_bytes": max_bytes,
         "intra_op_threads": intra_op_threads,
     }
+    if any(not callable(r) and not hasattr(r, "routes") for r in routers):
+        raise TypeError("routers: give fastapi.APIRouter objects or factories f(classifier) -> APIRouter")
     extra_routers = list(routers)
 
     @serve.deployment(
@@ -289,6 +321,7 @@ def ray_serve_app(
                 infer=self.infer,
                 metadata=self.replica_metadata,
                 routers=extra_routers,
+                body_timeout_s=body_timeout_s,
             )
 
     return ImageClassifierDeployment.bind(str(Path(onnx_path).resolve()), options)
@@ -301,11 +334,17 @@ def start_ray_serve(
     port: int | None = None,
     name: str = "classifier",
     ready_timeout_s: float = 120.0,
+    request_timeout_s: float = 60.0,
+    keep_alive_s: int = 5,
 ) -> RunningServer:
     """Start Serve's HTTP proxy on ``host:port`` (a free port by default), deploy ``app``, wait.
 
     Needs a running Ray (:func:`ray_cluster`); returns once ``/health`` answers 200. ``app`` is
-    what :func:`ray_serve_app` returns.
+    what :func:`ray_serve_app` returns. The proxy ends any request after ``request_timeout_s``
+    (408) and closes idle keep-alive connections after ``keep_alive_s``; the app's own body
+    deadline (``body_timeout_s``) applies inside the replicas. Connections that never send a
+    request are the proxy's (Ray's own uvicorn) to manage: in production, put a load balancer
+    with a header timeout in front.
     :func:`ray_cluster` shuts it all down on exit (``serve.shutdown()``).
     """
     import httpx
@@ -314,7 +353,11 @@ def start_ray_serve(
     port = port or free_port(host)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    serve.start(
+        http_options={"host": host, "port": port, "request_timeout_s": request_timeout_s,
+                      "keep_alive_timeout_s": int(keep_alive_s)},
+        logging_config={"log_level": "WARNING"},
+    )
     serve.run(app, name=name, route_prefix="/", blocking=False)
     url = f"http://{host}:{port}"
     deadline = t0 + ready_timeout_s
@@ -322,7 +365,9 @@ def start_ray_serve(
     while time.perf_counter() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                return RunningServer(host, port, "ray-serve", started_s=time.perf_counter() - t0)
+                return RunningServer(host, port, "ray-serve", started_s=time.perf_counter() - t0,
+                                     info={"request_timeout_s": request_timeout_s,
+                                           "keep_alive_s": keep_alive_s})
             last = "health check not 200 yet"
         except httpx.HTTPError as error:
             last = str(error)

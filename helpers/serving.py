@@ -1,11 +1,12 @@
 """Serve an ONNX image classifier over HTTP with FastAPI (uvicorn here, Ray Serve in :mod:`helpers.ray_serving`).
 
-One :class:`ImageClassifier` holds everything a server needs for one model — **one** ONNX Runtime
-session shared by every request, the preprocessing, the labels and the input validation — and
+One :class:`ImageClassifier` holds everything a server needs for one model — **one** runner
+(an ONNX Runtime session, or any :class:`helpers.runners.Runner` such as OpenVINO's throughput
+runner) shared by every request, the preprocessing, the labels and the input validation — and
 :func:`create_app` wraps it in one FastAPI app. Ray Serve deploys that same app on its replicas
 (:func:`helpers.ray_serving.ray_serve_app`), so both servers answer the same requests in the
-same way and a single client talks to both. More endpoints (e.g. the Open Inference Protocol)
-plug in as FastAPI routers: ``create_app(classifier, routers=[router])``.
+same way and a single client talks to both. More endpoints (e.g. the Open Inference Protocol of
+:mod:`helpers.kserve`) plug in as FastAPI routers: ``create_app(classifier, routers=[...])``.
 
 The HTTP API
 ------------
@@ -19,13 +20,30 @@ The HTTP API
     ``{"image": "<base64>", "top_k": 5, "return_logits": false}`` (:class:`PredictRequest`).
     Answer (:class:`PredictResponse`):
     ``{"model": ..., "predictions": [{"label": ..., "probability": ...}, ...]}`` plus
-    ``"logits"`` when asked for. ``/docs`` shows both bodies' schemas.
+    ``"logits"`` when asked for.
+``GET /openapi.json`` and ``GET /docs``
+    The OpenAPI schema of every route (with the :class:`PredictRequest` body and, when mounted,
+    the v2 inference request), and FastAPI's interactive Swagger page for it (its script loads
+    from a CDN, so offline the page stays blank; the JSON schema is served by the app itself).
+    ``create_app(..., docs=False)`` switches both off (404).
 
-Every bad request gets a 4xx with a one-line ``{"error": ...}`` message, never a 500 with a
-traceback: wrong content type (415), body over the size limit (413), invalid JSON or an
-undecodable image (400), JSON of the wrong shape or bad parameters (422), unknown path (404),
-wrong method (405). An unexpected server fault is logged on the server and answered with a
-500 that says only that.
+Every bad request gets a 4xx with a one-line ``{"error": ..., "status": ...}`` message, never a
+500 with a traceback: wrong content type (415), body over the size limit (413), a body not
+received within the deadline (408), invalid JSON — including ``NaN``/``Infinity``, numbers
+beyond float range, 5000-digit integers and deeply nested arrays — or an undecodable image
+(400), JSON of the wrong shape or bad parameters (422), unknown path (404), wrong method (405),
+too many large images waiting to be decoded (503). An unexpected server fault is logged on the
+server and answered with a 500 that says only that.
+
+Resources under load (:mod:`helpers.serving_limits`)
+----------------------------------------------------
+- **Memory**: decoded pixels in flight are bounded by a :class:`~helpers.serving_limits.
+  PixelBudget` (default: one image of the largest accepted size, ``max_pixels``); freed decode
+  memory is returned to the OS after large images, so resident memory falls back to idle.
+- **Slow or idle clients**: the body must arrive within ``body_timeout_s`` (408); on uvicorn
+  (:func:`serve_in_background`) a connection must send a complete request head within
+  ``header_timeout_s`` of opening or of its last response (else it is closed), idle keep-alive
+  connections close after ``keep_alive_s``, and beyond ``max_connections`` new requests get 503.
 
 Running a server from a notebook
 --------------------------------
@@ -39,7 +57,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -54,9 +71,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from helpers.images import ImageError, default_resize, load_image, numpy_preprocess, top_k
+from helpers.serving_limits import (
+    PixelBudget,
+    RequestProblem,
+    header_deadline_protocol,
+    header_pixels,
+    loads_json,
+    read_body,
+    release_free_memory,
+    shorten,
+)
 
 __all__ = [
     "ACCEPTED_IMAGE_TYPES",
+    "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_MAX_BYTES",
     "ImageClassifier",
     "PredictRequest",
@@ -83,17 +111,16 @@ ACCEPTED_IMAGE_TYPES = (
 )
 #: Largest decoded image (pixels) a server accepts; bigger ones are refused from the header.
 SERVER_MAX_PIXELS = 25_000_000
+#: Seconds a client has to send a whole request body; slower bodies get a 408.
+DEFAULT_BODY_TIMEOUT_S = 30.0
+#: Images at least this large (pixels) hand their freed memory back to the OS after decoding.
+TRIM_AFTER_PIXELS = 4_000_000
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-class RequestError(Exception):
+class RequestError(RequestProblem):
     """A request the server refuses; ``status`` is the HTTP status (4xx), ``message`` says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body sent to the client: ``{"error": message, "status": status}``."""
@@ -145,6 +172,9 @@ class ImageClassifier:
     its first input takes ``float32 [batch, 3, size, size]`` and its first output is the logits.
     ONNX Runtime's ``InferenceSession.run`` is thread-safe, so one session serves concurrent
     requests — creating a session per request would reload the model every time.
+    Decoding is bounded in memory: at most ``decode_budget_pixels`` pixels (default
+    ``max_pixels``: one largest image) are decoded at once over all requests; others wait up to
+    ``decode_wait_s`` (then 503).
     Preprocessing is :func:`helpers.images.numpy_preprocess` (PIL + NumPy; no torch on the
     server) at the model's ``input_size`` and ``resize`` (its short side before the crop: the
     catalog's ``LoadedModel.resize``; ``None`` = :func:`helpers.images.default_resize`).
@@ -161,6 +191,8 @@ class ImageClassifier:
         default_top_k: int = 5,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_pixels: int = SERVER_MAX_PIXELS,
+        decode_budget_pixels: int | None = None,
+        decode_wait_s: float = 60.0,
         extra_metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.runner = runner
@@ -177,6 +209,8 @@ class ImageClassifier:
         self.default_top_k = int(default_top_k)
         self.max_bytes = int(max_bytes)
         self.max_pixels = int(max_pixels)
+        self.decode_budget = PixelBudget(decode_budget_pixels or self.max_pixels)
+        self.decode_wait_s = float(decode_wait_s)
         self.extra_metadata = dict(extra_metadata or {})
         self.requests_served = 0
         self._lock = threading.Lock()
@@ -198,19 +232,6 @@ class ImageClassifier:
         return cls(runner, **kwargs)
 
     # ---------------------------------------------------------------- validation + parsing
-    def check_length(self, content_length: str | int | None) -> None:
-        """Refuse (413) a declared ``Content-Length`` above :attr:`max_bytes` before reading it."""
-        if content_length in (None, ""):
-            return
-        try:
-            size = int(content_length)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise RequestError(400, f"invalid Content-Length header {content_length!r}") from None
-        if size > self.max_bytes:
-            raise RequestError(
-                413, f"request body of {size:,} bytes exceeds the limit of {self.max_bytes:,} bytes"
-            )
-
     def parse(
         self,
         content_type: str | None,
@@ -240,18 +261,27 @@ class ImageClassifier:
             )
         if not image_bytes:
             raise RequestError(400, "empty body: no image was sent")
-        try:
-            image = load_image(image_bytes, max_pixels=self.max_pixels)
-        except ImageError as error:
-            raise RequestError(400, f"cannot decode the image: {error}") from None
-        pixels = numpy_preprocess(image, size=self.input_size, resize=self.resize)
-        return _Parsed(pixels=pixels, top_k=k, return_logits=want_logits)
+        return _Parsed(pixels=self.decode(image_bytes), top_k=k, return_logits=want_logits)
+
+    def decode(self, image_bytes: bytes) -> np.ndarray:
+        """Decode and preprocess one image within the decode budget (``float32 [3, H, W]``)."""
+        size = header_pixels(image_bytes) or 0
+        if size > self.max_pixels:  # refused from the header, before any budget or decoding
+            raise RequestError(400, f"cannot decode the image: it has {size:,} pixels, more than "
+                                    f"the {self.max_pixels:,} this server accepts")
+        with self.decode_budget.reserve(size, timeout_s=self.decode_wait_s):
+            try:
+                image = load_image(image_bytes, max_pixels=self.max_pixels)
+            except ImageError as error:
+                raise RequestError(400, f"cannot decode the image: {error}") from None
+            pixels = numpy_preprocess(image, size=self.input_size, resize=self.resize)
+            del image
+        if size >= TRIM_AFTER_PIXELS:
+            release_free_memory()
+        return pixels
 
     def _parse_json(self, body: bytes) -> tuple[bytes, int, bool]:
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RequestError(400, f"body is not valid JSON ({error})") from None
+        payload = loads_json(body)  # RequestProblem (400) for anything that is not plain JSON
         if not isinstance(payload, dict):
             raise RequestError(
                 422,
@@ -277,7 +307,7 @@ class ImageClassifier:
             if isinstance(value, float) and value != k:
                 raise ValueError
         except (TypeError, ValueError):
-            raise RequestError(422, f"{where} must be an integer, got {value!r}") from None
+            raise RequestError(422, f"{where} must be an integer, got {shorten(value)}") from None
         if not 1 <= k <= len(self.labels):
             raise RequestError(422, f"{where} must be between 1 and {len(self.labels)}, got {k}")
         return k
@@ -289,7 +319,7 @@ class ImageClassifier:
             return True
         if text in _FALSE:
             return False
-        raise RequestError(422, f"{where} must be true or false, got {value!r}")
+        raise RequestError(422, f"{where} must be true or false, got {shorten(value)}")
 
     # ---------------------------------------------------------------- inference + answers
     def predict_batch(self, pixels: np.ndarray) -> np.ndarray:
@@ -340,6 +370,7 @@ class ImageClassifier:
             "limits": {
                 "max_bytes": self.max_bytes,
                 "max_pixels": self.max_pixels,
+                "decode_budget": self.decode_budget.describe(),
                 "content_types": [*ACCEPTED_IMAGE_TYPES, "application/json"],
             },
             "requests_served": self.requests_served,
@@ -350,20 +381,6 @@ class ImageClassifier:
 # --------------------------------------------------------------------------------------------
 # FastAPI
 # --------------------------------------------------------------------------------------------
-async def _read_body(request: Any, max_bytes: int) -> bytes:
-    """Read a request body in chunks, stopping with a 413 as soon as it passes ``max_bytes``."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestError(
-                413, f"request body exceeds the limit of {max_bytes:,} bytes"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _validation_message(error: ValidationError) -> str:
     """A pydantic error as one line: which field, what is wrong (and the fields allowed)."""
     problems = []
@@ -405,6 +422,8 @@ def create_app(
     server: str = "fastapi+uvicorn",
     infer: Callable[[np.ndarray], Awaitable[np.ndarray]] | None = None,
     metadata: Callable[[], Mapping[str, Any]] | None = None,
+    body_timeout_s: float | None = DEFAULT_BODY_TIMEOUT_S,
+    docs: bool = True,
 ) -> Any:
     """A FastAPI app serving ``classifier`` at ``/predict``, ``/health`` and ``/metadata``.
 
@@ -414,22 +433,28 @@ def create_app(
     for every route of the app.
 
     - ``routers``: more ``fastapi.APIRouter`` s to include (after the built-in routes), e.g. an
-      Open Inference Protocol router; ``app.include_router(...)`` later works too. Their errors
-      get the same ``{"error": ..., "status": ...}`` bodies. The classifier is
-      ``request.app.state.classifier`` inside any route.
+      Open Inference Protocol router; ``app.include_router(...)`` later works too. An item may
+      also be a **factory** ``f(classifier) -> APIRouter``, called here — this is how a router
+      holding compiled models reaches a Ray Serve replica (a router cannot be pickled, a
+      function can). Errors not answered by a router get the ``{"error": ..., "status": ...}``
+      bodies. The classifier is ``request.app.state.classifier`` inside any route.
     - ``server``: how ``/metadata`` names the server.
     - ``infer``: an async function from one preprocessed image ``float32 [3, H, W]`` to its
       logits row; default: ``classifier.predict_batch`` in the thread pool. Ray Serve passes its
       ``@serve.batch`` method here (:mod:`helpers.ray_serving`).
     - ``metadata``: extra fields for ``/metadata`` (computed per request).
+    - ``body_timeout_s``: deadline for receiving a request body (408 after it; ``None``: none).
+    - ``docs``: serve ``/openapi.json`` and ``/docs`` (``False``: both answer 404).
     """
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    app = FastAPI(title=title, description="Serves one ONNX image classifier (helpers.serving).")
+    app = FastAPI(title=title, description="Serves one ONNX image classifier (helpers.serving).",
+                  docs_url="/docs" if docs else None, openapi_url="/openapi.json" if docs else None,
+                  redoc_url=None)
     app.state.classifier = classifier
 
     async def infer_in_threadpool(pixels: np.ndarray) -> np.ndarray:
@@ -437,9 +462,10 @@ def create_app(
 
     run_model = infer or infer_in_threadpool
 
-    @app.exception_handler(RequestError)
-    async def _request_error(_: Request, error: RequestError) -> JSONResponse:
-        return JSONResponse(error.to_dict(), status_code=error.status)
+    @app.exception_handler(RequestProblem)  # also RequestError, its subclass
+    async def _request_error(_: Request, error: RequestProblem) -> JSONResponse:
+        return JSONResponse({"error": error.message, "status": error.status},
+                            status_code=error.status, headers=error.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -473,14 +499,15 @@ def create_app(
     @app.get("/metadata")
     async def model_metadata() -> dict[str, Any]:
         """Model, input signature, runtime settings and request limits."""
-        return {"server": server, **classifier.metadata(), **(metadata() if metadata else {})}
+        info = {"server": server, **classifier.metadata(), **(metadata() if metadata else {})}
+        info["limits"] = {**info.get("limits", {}), "body_timeout_s": body_timeout_s}
+        return info
 
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
               openapi_extra=_predict_openapi())
     async def predict(request: Request) -> dict[str, Any]:
         """Classify one image: raw image bytes, or JSON with the image in base64."""
-        classifier.check_length(request.headers.get("content-length"))
-        body = await _read_body(request, classifier.max_bytes)
+        body = await read_body(request, max_bytes=classifier.max_bytes, timeout_s=body_timeout_s)
         parsed = await run_in_threadpool(
             classifier.parse, request.headers.get("content-type"), body, dict(request.query_params)
         )
@@ -501,7 +528,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     for router in routers:
-        app.include_router(router)
+        app.include_router(router if isinstance(router, APIRouter) else router(classifier))
     return app
 
 
@@ -538,6 +565,9 @@ def serve_in_background(
     startup_timeout_s: float = 30.0,
     shutdown_timeout_s: float = 10.0,
     log_level: str = "warning",
+    header_timeout_s: float = 10.0,
+    keep_alive_s: float = 5.0,
+    max_connections: int | None = 256,
 ) -> Iterator[RunningServer]:
     """Run ``app`` with uvicorn in a background thread; stop it cleanly when the block ends.
 
@@ -546,6 +576,14 @@ def serve_in_background(
     can take it in between. The block is entered only once the server accepts connections;
     leaving it asks uvicorn to exit (finishing requests in flight), joins the thread and checks
     that the port is closed. Only ``127.0.0.1`` is used in this suite: nothing is exposed.
+
+    Connections are bounded in time and number: a complete request head must arrive within
+    ``header_timeout_s`` of the connection opening or of its previous response (else the
+    connection is closed, with a 408 if a request had started —
+    :func:`helpers.serving_limits.header_deadline_protocol`); idle keep-alive connections close
+    after ``keep_alive_s`` (uvicorn's ``timeout_keep_alive``); beyond ``max_connections``
+    connections or requests at once uvicorn answers 503 (``limit_concurrency``). The body's own
+    deadline is the app's (``create_app(body_timeout_s=...)``).
     """
     import uvicorn
 
@@ -561,6 +599,9 @@ def serve_in_background(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(max(shutdown_timeout_s - 1, 1)),
+        http=header_deadline_protocol(header_timeout_s),
+        timeout_keep_alive=max(1, round(keep_alive_s)),
+        limit_concurrency=max_connections,
     )
     server = uvicorn.Server(config)
     errors: list[BaseException] = []
@@ -585,7 +626,9 @@ def serve_in_background(
             sock.close()
             raise TimeoutError(f"uvicorn did not start within {startup_timeout_s} s")
         time.sleep(0.02)
-    running = RunningServer(host, actual_port, "uvicorn", started_s=time.perf_counter() - t0)
+    running = RunningServer(host, actual_port, "uvicorn", started_s=time.perf_counter() - t0,
+                            info={"header_timeout_s": header_timeout_s, "keep_alive_s": keep_alive_s,
+                                  "max_connections": max_connections})
     try:
         yield running
     finally:

@@ -161,9 +161,15 @@ BAD_REQUESTS = [
     ("no data", "toy", {"json": {"inputs": [{k: v for k, v in GOOD["inputs"][0].items() if k != "data"}]}},
      400, "has no data"),
     ("too many elements", "toy", {"json": body(X, shape=[1000, 3, 100, 100])}, 413, "over the limit"),
-    ("deeply nested payload", "toy", {"content": _deep(100_000)}, 400, ""),
+    ("deeply nested payload", "toy", {"content": _deep(100_000)}, 400, "levels deep (at most 64)"),
+    ("5000-digit integer in data", "toy", {"content": json.dumps(GOOD).replace("[0.", "[" + "9" * 5000 + ", 0.", 1)
+                                           .encode()}, 400, "5000 digits is too large"),
+    ("5000-digit dimension", "toy", {"content": json.dumps(GOOD).replace('"shape": [1', '"shape": [' + "9" * 5000, 1)
+                                     .encode()}, 400, "5000 digits is too large"),
+    ("number that overflows to -inf", "toy", {"content": json.dumps(GOOD).replace("[0.", "[-1e400, 0.", 1).encode()},
+     400, "-1e400 is out of range"),
     ("nesting deeper than the shape", "toy", {"content": _deep(50)}, 400, "nested 50 levels deep"),
-    ("huge body", "toy", {"content": b" " * 1_000_001}, 413, "over the limit"),
+    ("huge body", "toy", {"content": b" " * 1_000_001}, 413, "exceeds the limit"),
     ("unknown output", "toy", {"json": {**GOOD, "outputs": [{"name": "probs"}]}}, 400, "unknown output(s) ['probs']"),
     ("classification extension", "toy", {"json": {**GOOD, "outputs": [{"name": "logits", "parameters":
                                                                        {"classification": 3}}]}}, 400, "classification"),
@@ -187,6 +193,8 @@ def test_bad_requests_get_4xx_with_the_protocol_error_shape(client, case, path, 
     assert set(answer) == {"error"} and isinstance(answer["error"], str) and answer["error"]
     assert fragment in answer["error"], answer["error"]
     assert "Traceback" not in answer["error"]
+    assert "\n" not in answer["error"] and len(answer["error"]) <= 300, answer["error"]
+    assert "set_int_max_str_digits" not in answer["error"]  # no advice about Python's internals
 
 
 def test_readiness_follows_the_mapping(onnx_path) -> None:
@@ -331,3 +339,28 @@ def test_encode_request_matches_the_spec() -> None:
     with pytest.raises(ValueError, match="no v2 datatype"):
         kserve.datatype_of(np.complex64)
     assert struct.calcsize("<f") == 4  # the binary extension is little-endian float32 on the wire
+
+
+def test_a_slow_body_gets_408_in_the_protocol_error_shape(models) -> None:
+    import socket
+    import time
+
+    app = FastAPI()
+    app.include_router(kserve.router(models, body_timeout_s=1.0))
+    with serve_in_background(app) as running, socket.create_connection(
+            ("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(b"POST /v2/models/toy/infer HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{")
+        t0, answer = time.monotonic(), b""
+        sock.settimeout(0.25)
+        while time.monotonic() - t0 < 5 and not answer:
+            try:
+                sock.sendall(b" ")
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower(), answer[:200]
+    assert set(json.loads(payload)) == {"error"} and time.monotonic() - t0 < 4
