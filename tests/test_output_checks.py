@@ -220,6 +220,17 @@ def test_kernel_extension_reports_a_figure_never_displayed(shell) -> None:
     assert run_cell(shell, "x = 1") == ""
 
 
+def run_harness(folder: Path, *arguments: str) -> tuple[subprocess.CompletedProcess, str]:
+    """pytest with the suite's conftest and nbval on notebooks in ``folder`` (outputs to ``folder/out``)."""
+    variables = dict(os.environ, INFERENCE_SUITE_OUTPUT=str(folder / "out"), PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-current-env", "--rootdir", str(folder), *arguments],
+        cwd=folder, env=variables, capture_output=True, text=True, timeout=300,
+    )
+    return proc, proc.stdout + proc.stderr
+
+
 def test_harness_adds_an_output_check_item_per_notebook(tmp_path: Path) -> None:
     """nbval runs a synthetic notebook; the extra item writes the executed copy and lists the problems."""
     env = envreport.environment_name()
@@ -234,14 +245,7 @@ def test_harness_adds_an_output_check_item_per_notebook(tmp_path: Path) -> None:
     clean = notebook(params, new_code_cell("print(profile)"))
     clean.metadata["inference_suite"]["environments"] = [env]
     nbformat.write(clean, tmp_path / "98_clean.ipynb")
-    variables = dict(os.environ, INFERENCE_SUITE_OUTPUT=str(tmp_path / "out"), PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q", "--nbval-lax",
-         "--nbval-current-env", "--rootdir", str(tmp_path), "-rA", str(tmp_path / "98_clean.ipynb"),
-         str(tmp_path / "99_dirty.ipynb")],
-        cwd=tmp_path, env=variables, capture_output=True, text=True, timeout=300,
-    )
-    report = proc.stdout + proc.stderr
+    proc, report = run_harness(tmp_path, "98_clean.ipynb", "99_dirty.ipynb", "-q", "-rA")
     assert proc.returncode == 1, report
     assert "PASSED 98_clean.ipynb::output checks" in report, report
     assert "FAILED 99_dirty.ipynb::output checks" in report, report
@@ -264,13 +268,7 @@ def test_harness_skips_the_output_check_of_a_notebook_for_another_environment(tm
     nb = notebook(params, new_code_cell("raise SystemExit('must not run')"))
     nb.metadata["inference_suite"]["environments"] = [other]
     nbformat.write(nb, tmp_path / "97_elsewhere.ipynb")
-    variables = dict(os.environ, INFERENCE_SUITE_OUTPUT=str(tmp_path / "out"), PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-v", "--nbval-lax",
-         "--nbval-current-env", "--rootdir", str(tmp_path), "-rs", str(tmp_path / "97_elsewhere.ipynb")],
-        cwd=tmp_path, env=variables, capture_output=True, text=True, timeout=300,
-    )
-    report = proc.stdout + proc.stderr
+    proc, report = run_harness(tmp_path, "97_elsewhere.ipynb", "-v", "-rs")
     assert proc.returncode == 0 and "INTERNALERROR" not in report, report
     assert "::output checks SKIPPED" in report, report
     assert f"notebook runs in {other} environment(s), not '{env}'" in report, report

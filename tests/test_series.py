@@ -23,6 +23,20 @@ def kernel_for_this_env() -> str:
     return name
 
 
+def synthetic(tmp_path: Path, stem: str, params: str, *sources: str, legacy: bool = False) -> series.NotebookInfo:
+    """A one-off notebook for the main job: a ``parameters`` cell (``params``), then one cell per source."""
+    kernel_for_this_env()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell(params)
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters, *(nbformat.v4.new_code_cell(source) for source in sources)]
+    path = tmp_path / f"{stem}.ipynb"
+    nbformat.write(nb, path)
+    return series.NotebookInfo(path=path, title=stem.split("_", 1)[1], environments=["cpu"], minutes=1,
+                               teaches="-", legacy=legacy)
+
+
 def test_discover_filters_by_environment_and_number() -> None:
     everything = series.discover()
     assert everything and everything[0].stem.startswith("00_")
@@ -45,15 +59,7 @@ def test_notebook_00_runs_with_injected_parameters(tmp_path: Path) -> None:
 
 
 def test_a_failing_notebook_is_reported_not_raised(tmp_path: Path) -> None:
-    kernel_for_this_env()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("profile = 'full'")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("assert profile == 'full', 'profile was ' + profile")]
-    path = tmp_path / "99_broken.ipynb"
-    nbformat.write(nb, path)
-    info = series.NotebookInfo(path=path, title="broken", environments=["cpu"], minutes=1, teaches="-")
+    info = synthetic(tmp_path, "99_broken", "profile = 'full'", "assert profile == 'full', 'profile was ' + profile")
     run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
     assert run.status == "failed"
     assert "AssertionError" in run.error and "profile was test" in run.error
@@ -66,18 +72,8 @@ def test_a_failing_notebook_is_reported_not_raised(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, legacy: bool) -> None:
-    kernel_for_this_env()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("profile = 'full'")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "import warnings\nwarnings.warn('old_api() is deprecated', FutureWarning)"
-    )]
-    path = tmp_path / "98_warns.ipynb"
-    nbformat.write(nb, path)
-    info = series.NotebookInfo(path=path, title="warns", environments=["cpu"], minutes=1,
-                               teaches="-", legacy=legacy)
+    info = synthetic(tmp_path, "98_warns", "profile = 'full'",
+                     "import warnings\nwarnings.warn('old_api() is deprecated', FutureWarning)", legacy=legacy)
     run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
     assert run.deprecations == ["FutureWarning: old_api() is deprecated"]
     assert run.status == ("passed" if legacy else "failed")
@@ -87,18 +83,9 @@ def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, l
 
 def test_papermill_profile_parameter_alone_changes_derived_settings(tmp_path: Path) -> None:
     """The parameters cell holds literals; settings derived in the next cell follow `-p profile`."""
-    kernel_for_this_env()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('profile = "full"\nruns = None')
-    params.metadata["tags"] = ["parameters"]
-    derived = nbformat.v4.new_code_cell(
-        "from helpers.settings import by_profile\nruns = by_profile(runs, profile, test=1, full=100)"
-    )
-    nb.cells = [params, derived, nbformat.v4.new_code_cell("assert (profile, runs) == ('test', 1), (profile, runs)")]
-    path = tmp_path / "97_derived.ipynb"
-    nbformat.write(nb, path)
-    info = series.NotebookInfo(path=path, title="derived", environments=["cpu"], minutes=1, teaches="-")
+    info = synthetic(tmp_path, "97_derived", 'profile = "full"\nruns = None',
+                     "from helpers.settings import by_profile\nruns = by_profile(runs, profile, test=1, full=100)",
+                     "assert (profile, runs) == ('test', 1), (profile, runs)")
     run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
     assert run.status == "passed", run.error
 
@@ -117,18 +104,9 @@ def test_every_parameters_cell_is_literal_only() -> None:
 
 def test_output_problems_fail_a_notebook_and_are_listed_in_the_summary(tmp_path: Path) -> None:
     """The main job runs the same output checks as make test, with the figure watcher in the kernel."""
-    kernel_for_this_env()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("profile = 'full'")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("profile == 'test'"),
-                nbformat.v4.new_code_cell("from matplotlib.figure import Figure\nlost = Figure()\n"
-                                          "lost.add_subplot().plot([1, 2]);"),
-                nbformat.v4.new_code_cell("print('\\x1b[31mred\\x1b[0m')")]
-    path = tmp_path / "96_noisy.ipynb"
-    nbformat.write(nb, path)
-    info = series.NotebookInfo(path=path, title="noisy", environments=["cpu"], minutes=1, teaches="-")
+    info = synthetic(tmp_path, "96_noisy", "profile = 'full'", "profile == 'test'",
+                     "from matplotlib.figure import Figure\nlost = Figure()\nlost.add_subplot().plot([1, 2]);",
+                     "print('\\x1b[31mred\\x1b[0m')")
     run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
     assert run.status == "failed" and "problem(s) in the executed outputs" in run.error
     found = "\n".join(run.problems)
