@@ -28,6 +28,13 @@ Sources
     ``canonical`` if available, else ``offline``, else ``tiny`` — with a banner saying what ran
     and why. Never silent.
 
+Loading is safe for files the suite did not write: the ResNet-50 checkpoint must match the
+SHA-256 prefix torchvision puts in its name and is read with ``torch.load(weights_only=True)``;
+transformers models load from safetensors only (``use_safetensors=True``; a folder or cache with
+only a pickled ``pytorch_model.bin`` is reported and not used). A canonical file that is found
+but refused is said plainly: ``auto`` falls back with a :class:`CatalogWarning` and the banner
+names the file and the reason.
+
 Everything built or converted is cached under ``helpers.paths.cache_dir("catalog")`` with
 :func:`helpers.cache.cached_build`: written to a temporary folder, a manifest (sizes + SHA-256)
 written last, then renamed into place atomically. An entry whose manifest is missing or does not
@@ -43,11 +50,12 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.cache import cached_build
+from helpers.cache import cached_build, file_sha256
 from helpers.display import banner as _banner
 from helpers.hub import (
     CANONICAL_DIR_ENV,
@@ -56,6 +64,7 @@ from helpers.hub import (
     hf_cached,
     hf_endpoint,
     hf_local_folder,
+    hf_pickled_only,
     network_allowed,
     package_dir,
     probe_url,
@@ -67,6 +76,7 @@ __all__ = [
     "TASKS",
     "VARIANTS",
     "CatalogError",
+    "CatalogWarning",
     "LoadedModel",
     "load",
     "minilm_dir",
@@ -90,6 +100,10 @@ _CACHE = "catalog"
 
 class CatalogError(ValueError):
     """A bad task/source/variant name, or a model that cannot be loaded; the message says why."""
+
+
+class CatalogWarning(UserWarning):
+    """``auto`` found a model but refused or failed to load it, and fell back to another."""
 
 
 @dataclass
@@ -117,6 +131,8 @@ class LoadedModel:
     resize: int | None = None  # short side before the centre crop (images.preprocess_batch)
     load_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: Models that ``auto`` found but did not use, and why (shown first in the banner).
+    problems: list[str] = field(default_factory=list)
 
     @property
     def num_parameters(self) -> int:
@@ -140,7 +156,9 @@ class LoadedModel:
 
     def banner(self) -> None:
         """Show (Jupyter) or print which model ran, whether its outputs mean anything, and why."""
-        if self.source == "canonical":
+        if self.problems:
+            kind = "warning"
+        elif self.source == "canonical":
             kind = "success"
         elif not self.meaningful_outputs or not self.pretrained:
             kind = "warning"
@@ -154,6 +172,7 @@ class LoadedModel:
             else "random weights: outputs are NOT meaningful (fine for timing and parity)"
         )
         lines = [
+            *(f"NOT USED: {problem}" for problem in self.problems),
             f"Source: {self.source} — {quality}",
             f"Why: {self.reason}",
             f"Parameters: {self.num_parameters / 1e6:.1f} M; loaded in {self.load_seconds:.1f} s",
@@ -214,6 +233,8 @@ def _gpt2_tokenizer_dir() -> tuple[Path, str]:
 # Specs
 # --------------------------------------------------------------------------------------------
 _RESNET50_FILE = "resnet50-11ad3fa6.pth"
+#: torchvision names a checkpoint after the first 8 hex digits of its SHA-256 (torch.hub's rule).
+_RESNET50_SHA256 = "11ad3fa6"
 _HF_CANONICAL = {
     (
         "question-answering",
@@ -295,6 +316,12 @@ def _canonical_availability(task: str, variant: str) -> tuple[bool, str]:
             return True, f"found in the Hugging Face cache (as {cached_as})"
         url = f"{hf_endpoint()}/{repo_id}/resolve/main/config.json"
         where = "not in the Hugging Face cache"
+        pickled = hf_pickled_only(repo_id, _HF_ALIASES.get(repo_id, ()))
+        if pickled:
+            where = (
+                f"found in {pickled} with only pytorch_model.bin, a pickle (not loaded: the suite "
+                "loads safetensors only), and model.safetensors is not there"
+            )
     if not network_allowed():
         return False, f"{where} and offline mode is on (HF_HUB_OFFLINE/INFERENCE_SUITE_OFFLINE)"
     ok, detail = probe_url(url)
@@ -316,6 +343,7 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
             kwargs["cache_dir"] = hf_cache_dir()
         if cached_as or not network_allowed():
             kwargs["local_files_only"] = True
+    model_kwargs = {**kwargs, "use_safetensors": True}  # never a pickled pytorch_model.bin
     from transformers import (
         AutoModel,
         AutoModelForCausalLM,
@@ -331,7 +359,7 @@ def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
     # Downloads show huggingface_hub's progress bars; the load report is kept quiet.
     with quiet_transformers(progress=True):
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = cls.from_pretrained(source, **kwargs)
+        model = cls.from_pretrained(source, **model_kwargs)
     path = local
     if path is None:
         with contextlib.suppress(Exception):
@@ -367,14 +395,19 @@ def _load_resnet50(how: str) -> LoadedModel:
     folder = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "checkpoints"
     file = folder / _RESNET50_FILE
     model = resnet50(weights=None, num_classes=len(weights.meta["categories"]))
+    if file.is_file():  # torch.hub checks the hash only while downloading: check what is there
+        _check_resnet50_file(file)
     try:
-        # The weights API: downloads (with a progress bar, hash-checked) or reads the cached file.
-        state = weights.get_state_dict(progress=True, check_hash=True, model_dir=model_dir)
+        # The weights API: downloads (progress bar, hash-checked) or reads the file on disk;
+        # weights_only=True rebuilds tensors only, whatever else the pickle asks for.
+        state = weights.get_state_dict(
+            progress=True, check_hash=True, model_dir=model_dir, weights_only=True
+        )
         model.load_state_dict(state)
     except Exception as exc:
         raise CatalogError(
-            f"the ResNet-50 checkpoint {file} could not be loaded ({type(exc).__name__}: {exc}); "
-            "delete it so it is downloaded again"
+            f"the ResNet-50 checkpoint {file} could not be loaded ({type(exc).__name__}: "
+            f"{_useful_line(exc)}); nothing in it ran. Delete it so it is downloaded again"
         ) from exc
     return LoadedModel(
         task="image-classification",
@@ -390,6 +423,27 @@ def _load_resnet50(how: str) -> LoadedModel:
         resize=232,  # IMAGENET1K_V2 was evaluated with Resize(232) → CenterCrop(224)
         path=file,
     )
+
+
+def _check_resnet50_file(file: Path) -> None:
+    """Refuse a checkpoint whose SHA-256 does not start with the prefix in torchvision's name."""
+    digest = file_sha256(file)
+    if not digest.startswith(_RESNET50_SHA256):
+        raise CatalogError(
+            f"{file} is not torchvision's ResNet-50 checkpoint: its SHA-256 starts with "
+            f"{digest[:8]}, the published file's with {_RESNET50_SHA256} (the name carries it). "
+            "It was not loaded (corrupt, truncated or replaced); delete it so it is downloaded again"
+        )
+
+
+def _useful_line(exc: BaseException) -> str:
+    """The line of an error that says what happened (torch's weights_only refusal is many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for key in ("Unsupported global", "Unsupported operand", "WeightsUnpickler error"):
+        for line in lines:
+            if key in line:
+                return line
+    return lines[0] if lines else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,7 +469,9 @@ def _load_offline(task: str, variant: str, how: str) -> LoadedModel:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if task == "sentence-embedding":
         with quiet_transformers():
-            model = BertModel.from_pretrained(folder, add_pooling_layer=False)
+            model = BertModel.from_pretrained(
+                folder, add_pooling_layer=False, use_safetensors=True
+            )
         return LoadedModel(
             task=task,
             source="offline",
@@ -551,7 +607,7 @@ def _load_smollm2(how: str) -> LoadedModel:
     )
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
     return LoadedModel(
         task="text-generation",
         source="offline",
@@ -623,7 +679,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
         tok_note = "real BERT uncased WordPiece tokenizer (30,522 tokens)"
     folder, note = cached_build(key, build, what=_TINY_NAMES[task], folder=_CACHE)
     with quiet_transformers():
-        model = cls.from_pretrained(folder)
+        model = cls.from_pretrained(folder, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     return LoadedModel(
         task=task,
@@ -656,6 +712,7 @@ def load(
     variant = _check_names(task, source, variant)
     start = time.perf_counter()
     skipped: list[str] = []
+    refused: list[str] = []  # found, but refused or failed to load: said plainly, not only skipped
     order = ("canonical", "offline", "tiny") if source == "auto" else (source,)
     loaded: LoadedModel | None = None
     for candidate in order:
@@ -688,12 +745,20 @@ def load(
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             skipped.append(f"{candidate} ({label}) failed to load: {type(exc).__name__}: {exc}")
+            refused.append(f"the {candidate} model {label} ({how}): {exc}")
     if loaded is None:  # pragma: no cover - tiny always loads unless the install is broken
         raise CatalogError(f"no model for {task!r} could be loaded:\n" + "\n".join(skipped))
     if source == "auto":
         loaded.reason = f"auto → {loaded.source}: {loaded.reason}"
         if skipped:
             loaded.reason += ". Skipped: " + "; ".join(skipped)
+        loaded.problems = refused
+        for problem in refused:
+            warnings.warn(
+                f"{task}: not using {problem} — using the {loaded.source} model {loaded.name}",
+                CatalogWarning,
+                stacklevel=2,
+            )
     else:
         loaded.reason = f"requested {source}: {loaded.reason}"
     loaded.variant = variant

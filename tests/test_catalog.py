@@ -3,10 +3,13 @@ cache (no network needed); fallbacks are explained; the cache rebuilds corrupt e
 
 from __future__ import annotations
 
+import hashlib
 import http.server
+import os
 import shutil
 import socket
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -99,9 +102,15 @@ def _fake_resnet50_checkpoint(folder):
     return path, model
 
 
+def _accept_hash_of(path, monkeypatch):
+    """Make the catalog expect this file's SHA-256 prefix (as if torchvision had published it)."""
+    monkeypatch.setattr(catalog, "_RESNET50_SHA256", hashlib.sha256(path.read_bytes()).hexdigest()[:8])
+
+
 def test_canonical_resnet50_from_torch_hub_cache(tmp_path, monkeypatch, photos):
     path, reference = _fake_resnet50_checkpoint(tmp_path / "hub" / "checkpoints")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    _accept_hash_of(path, monkeypatch)
     lm = catalog.load("image-classification", show_banner=False)
     assert lm.source == "canonical" and lm.name == "torchvision resnet50 IMAGENET1K_V2"
     assert "torch hub cache" in lm.reason and lm.path == path
@@ -110,17 +119,85 @@ def test_canonical_resnet50_from_torch_hub_cache(tmp_path, monkeypatch, photos):
 
     # A corrupt checkpoint is never half-used: explicit -> clear error; auto -> explained fallback.
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(CatalogError, match="could not be loaded.*delete it"):
+    with pytest.raises(CatalogError, match="SHA-256 starts with.*delete it"):
         catalog.load("image-classification", "canonical", show_banner=False)
-    lm = catalog.load("image-classification", show_banner=False)
+    with pytest.warns(catalog.CatalogWarning, match="not using the canonical model"):
+        lm = catalog.load("image-classification", show_banner=False)
     assert lm.source == "offline" and "canonical" in lm.reason and "failed to load" in lm.reason
+    _accept_hash_of(path, monkeypatch)  # a truncated file with a matching prefix: torch refuses it
+    with pytest.raises(CatalogError, match="could not be loaded.*nothing in it ran.*Delete it"):
+        catalog.load("image-classification", "canonical", show_banner=False)
 
 
 def test_canonical_dir_override_for_resnet50(tmp_path, monkeypatch):
-    _fake_resnet50_checkpoint(tmp_path)
+    path, _ = _fake_resnet50_checkpoint(tmp_path)
+    _accept_hash_of(path, monkeypatch)
     monkeypatch.setenv("INFERENCE_SUITE_CANONICAL_DIR", str(tmp_path))
     lm = catalog.load("image-classification", "canonical", show_banner=False)
     assert lm.source == "canonical" and "INFERENCE_SUITE_CANONICAL_DIR" in lm.reason
+
+
+class _Payload:
+    """Unpickled, it creates a marker file: the probe's planted 'command'."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def _plant_booby_trapped_checkpoint(folder, marker):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "resnet50-11ad3fa6.pth"  # torchvision's name for ResNet-50 IMAGENET1K_V2
+    torch.save({"fc.weight": _Payload(marker), "fc.bias": torch.zeros(1000)}, path)
+    return path
+
+
+@pytest.mark.parametrize("where", ["canonical dir", "torch hub cache"])
+def test_planted_resnet50_pickle_never_runs(tmp_path, monkeypatch, where):
+    marker = tmp_path / "payload_ran"
+    if where == "canonical dir":
+        path = _plant_booby_trapped_checkpoint(tmp_path / "classroom", marker)
+        monkeypatch.setenv("INFERENCE_SUITE_CANONICAL_DIR", str(path.parent))
+    else:
+        path = _plant_booby_trapped_checkpoint(tmp_path / "hub" / "checkpoints", marker)
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    # explicit canonical: the hash prefix does not match -> a clear error, nothing unpickled
+    try:
+        catalog.load("image-classification", "canonical", show_banner=False)
+    except Exception as exc:  # checked after the marker
+        error = exc
+    else:
+        error = None
+    assert not marker.exists(), "the planted pickle ran during catalog.load"
+    assert isinstance(error, CatalogError), repr(error)
+    assert "SHA-256 starts with" in str(error) and "11ad3fa6" in str(error) and str(path) in str(error)
+
+    # auto: falls back, and says plainly which file it did not use and why
+    with pytest.warns(catalog.CatalogWarning, match="not using the canonical model.*SHA-256"):
+        lm = catalog.load("image-classification", show_banner=False)
+    assert not marker.exists()
+    assert lm.source == "offline" and lm.problems and str(path) in lm.problems[0]
+    assert "SHA-256" in lm.problems[0]
+
+    # even a file whose 8-digit prefix matched (32 bits can be forged) is read with
+    # weights_only=True: refused, nothing runs
+    monkeypatch.setattr(catalog, "_RESNET50_SHA256", hashlib.sha256(path.read_bytes()).hexdigest()[:8])
+    with pytest.raises(CatalogError, match=r"nothing in it ran") as info:
+        catalog.load("image-classification", "canonical", show_banner=False)
+    assert "Unsupported global" in str(info.value) and "exec" in str(info.value)
+    assert not marker.exists()
+
+
+def test_auto_banner_names_the_refused_file(tmp_path, monkeypatch, capsys):
+    path = _plant_booby_trapped_checkpoint(tmp_path, tmp_path / "payload_ran")
+    monkeypatch.setenv("INFERENCE_SUITE_CANONICAL_DIR", str(tmp_path))
+    with pytest.warns(catalog.CatalogWarning):
+        catalog.load("image-classification")
+    shown = capsys.readouterr().out
+    assert "NOT USED" in shown and str(path) in shown and "Source: offline" in shown
 
 
 # ------------------------------------------------------------------------------------------
@@ -169,6 +246,21 @@ def test_canonical_from_fake_hf_cache(tmp_path, monkeypatch):
     assert gen.name == "openai-community/gpt2" and gen.path.parent.parent == legacy
 
 
+def test_pickle_only_transformers_folder_is_not_loaded(tmp_path, monkeypatch):
+    """A folder with only pytorch_model.bin (a pickle) is reported, not loaded."""
+    tiny = catalog.load("text-generation", "tiny", show_banner=False)
+    folder = tmp_path / "openai-community--gpt2"
+    shutil.copytree(tiny.path, folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(tiny.model.state_dict(), folder / "pytorch_model.bin")
+    monkeypatch.setenv("INFERENCE_SUITE_CANONICAL_DIR", str(tmp_path))
+    lm = catalog.load("text-generation", show_banner=False)
+    assert lm.source != "canonical"
+    assert "pytorch_model.bin, a pickle" in lm.reason and str(folder) in lm.reason
+    with pytest.raises(CatalogError, match="safetensors only"):
+        catalog.load("text-generation", "canonical", show_banner=False)
+
+
 def test_probe_url_local_server_and_closed_port(monkeypatch):
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self):  # noqa: N802
@@ -209,6 +301,34 @@ def test_probe_url_local_server_and_closed_port(monkeypatch):
 # ------------------------------------------------------------------------------------------
 # The cache
 # ------------------------------------------------------------------------------------------
+def test_cached_model_edited_with_size_and_mtime_kept_is_rebuilt(tmp_path, monkeypatch):
+    """config.json 2 -> 1 layers (same size, mtime put back) once loaded silently with other
+    outputs; now the first load in a process checks every hash and rebuilds with a warning."""
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    first = catalog.load("sentence-embedding", "tiny", show_banner=False)
+    ids = first.tokenizer("a cached model", return_tensors="pt")
+    with torch.inference_mode():
+        reference = first.model(**ids).last_hidden_state
+    config = first.path / "config.json"
+    stat = config.stat()
+    text = config.read_text()
+    assert '"num_hidden_layers": 2' in text
+    config.write_text(text.replace('"num_hidden_layers": 2', '"num_hidden_layers": 1'))
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert config.stat().st_size == stat.st_size and config.stat().st_mtime_ns == stat.st_mtime_ns
+    getattr(cache, "_HASHES", {}).clear()  # as in a new process: nothing remembered
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = catalog.load("sentence-embedding", "tiny", show_banner=False)
+    assert again.model.config.num_hidden_layers == 2, "the edited config was loaded silently"
+    with torch.inference_mode():
+        assert torch.equal(again.model(**ids).last_hidden_state, reference)
+    assert "rebuilt" in " ".join(again.notes)
+    assert [w for w in caught if w.category is cache.CacheWarning
+            and "config.json does not match its checksum" in str(w.message)]
+
+
 def test_cache_detects_and_rebuilds_corrupt_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
     first = catalog.load("image-classification", "tiny", show_banner=False)
@@ -224,7 +344,8 @@ def test_cache_detects_and_rebuilds_corrupt_entries(tmp_path, monkeypatch):
     data = first.path.read_bytes()
     first.path.write_bytes(data[: len(data) // 2])
     assert not cache.verify(folder)[0]
-    again = catalog.load("image-classification", "tiny", show_banner=False)
+    with pytest.warns(cache.CacheWarning, match="truncated"):
+        again = catalog.load("image-classification", "tiny", show_banner=False)
     assert "rebuilt" in " ".join(again.notes) and "truncated" in " ".join(again.notes)
     assert torch.equal(again.model.classifier[-1].weight, reference)  # seeded: same weights
 
