@@ -221,3 +221,32 @@ def test_interleaved_rounds_counts_calls_and_rates() -> None:
     assert table.loc["slow", "tokens_per_s"] == pytest.approx(4 / table.loc["slow", "s_per_call"])
     with pytest.raises(ValueError, match="runs"):
         interleaved({"bad": Workload(work("x"), runs=0)})
+
+
+class Precise(Counter):
+    """A callable with a ``precision`` attribute, like a runner computing in bf16 or int8."""
+
+    def __init__(self, precision: str) -> None:
+        super().__init__()
+        self.precision = precision
+
+
+def test_compare_measures_each_row_against_its_own_precision() -> None:
+    peaks = {"float32": 100.0, "bfloat16": 400.0, "int8": 1000.0}
+    table = compare(
+        {"fp32": Counter(), "bf16": Precise("bf16"), "int8": Counter(), "gpu": Counter()},
+        flops=1e9,
+        limits=peaks,
+        precisions={"int8": "int8 static", "gpu": None},
+        warmup=0,
+        runs=3,
+        progress=False,
+    ).set_index("runner")
+    assert list(table["precision"][:3]) == ["float32", "bfloat16", "int8"]
+    assert pd.isna(table.loc["gpu", "precision"])
+    assert table.loc["fp32", "lower_bound_ms"] == pytest.approx(10.0)
+    assert table.loc["bf16", "lower_bound_ms"] == pytest.approx(2.5)  # its own peak, not fp32's
+    assert table.loc["int8", "limit"] == 1000.0
+    assert math.isnan(table.loc["gpu", "pct_of_limit"])
+    expected = table.loc["int8", "lower_bound_ms"] / table.loc["int8", "p50_ms"] * 100
+    assert table.loc["int8", "pct_of_limit"] == pytest.approx(expected)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -57,3 +59,101 @@ def test_count_flops_keyword_inputs_and_mode_restored() -> None:
     flops = benchmark.count_flops(model, {"x": torch.randn(2, 4), "y": torch.randn(2, 4)})
     assert flops == 2 * 2 * 4 * 4
     assert model.training
+
+
+# ----------------------------------------------------------------------------------------------
+# Robust limits: the probe logic (fake probes, so these can fail on the logic alone)
+# ----------------------------------------------------------------------------------------------
+def _sequence(*values: float) -> Any:
+    it = iter(values)
+    return lambda: next(it)
+
+
+def test_repeat_until_stable_stops_when_two_readings_agree() -> None:
+    # 100 then 50 (a disturbed run) disagree; 97 agrees with 100 within 10 %: three readings
+    readings = benchmark.repeat_until_stable(_sequence(100, 50, 97, 1), tolerance=0.10)
+    assert readings == (100, 50, 97)
+    # the first two agree already: exactly two readings
+    assert benchmark.repeat_until_stable(_sequence(100, 95, 1), tolerance=0.10) == (100, 95)
+
+
+def test_repeat_until_stable_gives_up_after_max_repeats() -> None:
+    readings = benchmark.repeat_until_stable(_sequence(100, 50, 25, 12, 6), max_repeats=4)
+    assert readings == (100, 50, 25, 12)
+    probe = benchmark.Probe("float32", "GFLOP/s", readings, 0.10)
+    assert not probe.stable and probe.value == 100 and probe.spread == pytest.approx(0.88)
+
+
+def test_repeat_until_stable_rejects_bad_probes_and_settings() -> None:
+    with pytest.raises(ValueError, match="positive rate"):
+        benchmark.repeat_until_stable(_sequence(0.0, 1.0))
+    with pytest.raises(ValueError, match="tolerance"):
+        benchmark.repeat_until_stable(_sequence(1.0, 1.0), tolerance=0)
+    with pytest.raises(ValueError, match="min_repeats"):
+        benchmark.repeat_until_stable(_sequence(1.0), min_repeats=1)
+
+
+def test_probe_spread_and_stability() -> None:
+    probe = benchmark.Probe("int8", "GOP/s", (180.0, 200.0, 150.0), 0.10)
+    assert probe.value == 200.0
+    assert probe.spread == pytest.approx(0.25)
+    assert probe.stable  # 200 and 180 are within 10 %
+    assert probe.summary()["readings"] == [180.0, 200.0, 150.0]
+    assert not benchmark.Probe("int8", "GOP/s", (200.0, 150.0), 0.10).stable
+
+
+def test_machine_busy_compares_load_with_cores() -> None:
+    assert benchmark.machine_busy(1.5, 2) is None
+    assert benchmark.machine_busy(2.0, 2) is None  # this process alone can load every core
+    message = benchmark.machine_busy(7.5, 2)
+    assert message is not None and "7.5" in message and "2 logical core" in message
+    assert benchmark.machine_busy(3.0, 2, factor=2.0) is None
+
+
+def test_limit_key_selects_the_precision_of_a_runner() -> None:
+    assert benchmark.limit_key("f32") == benchmark.limit_key("fp32") == "float32"
+    assert benchmark.limit_key(torch.bfloat16) == benchmark.limit_key("bf16") == "bfloat16"
+    assert benchmark.limit_key("int8 static QDQ") == benchmark.limit_key("uint8") == "int8"
+    assert benchmark.limit_key(None) == "float32"
+    with pytest.raises(ValueError, match="no limit"):
+        benchmark.limit_key("int4-ish")
+
+
+@pytest.mark.parametrize(
+    ("flags", "bf16_native", "bf16_path", "int8_path", "saturates"),
+    [
+        (["avx2", "fma"], False, "software", "vpmaddubsw", True),
+        (["avx2", "avx512f", "avx512_vnni"], False, "software", "VNNI", False),
+        (["avx2", "avx512f", "avx512_bf16", "avx512_vnni"], True, "AVX512-BF16", "VNNI", False),
+        (["avx2", "avx512f", "amx_bf16", "amx_int8", "amx_tile"], True, "AMX-BF16", "AMX-INT8", False),
+    ],
+)
+def test_precision_hardware_follows_the_cpu_flags(
+    flags: list[str], bf16_native: bool, bf16_path: str, int8_path: str, saturates: bool
+) -> None:
+    bf16 = benchmark.precision_hardware("bfloat16", flags)
+    int8 = benchmark.precision_hardware("int8", flags)
+    assert bf16["native"] is bf16_native and bf16_path in bf16["path"]
+    assert int8_path in int8["path"] and int8["saturates"] is saturates
+    assert "FMA" in benchmark.precision_hardware("float32", flags)["path"]
+
+
+def test_measure_limits_records_readings_and_reaches_fingerprints() -> None:
+    limits = benchmark.measure_limits(
+        1, precisions=("float32", "int8"), seconds=0.05, megabytes=16, warn=False
+    )
+    assert set(limits.probes) == {"float32", "int8", "memory"}
+    for probe in limits.probes.values():
+        assert 2 <= len(probe.readings) <= 4 and all(r > 0 for r in probe.readings)
+    assert limits.peak("fp32") == limits.probes["float32"].value
+    assert limits.bandwidth == limits.probes["memory"].value
+    with pytest.raises(KeyError, match="bfloat16"):
+        limits.peak("bf16")
+    assert set(limits.kernels("int8")) == {"onnxruntime u8 x s8", "onnxruntime u8 x u8"}
+    frame = limits.frame()
+    assert list(frame.index) == ["float32 GEMM peak", "int8 GEMM peak", "memory read"]
+    assert benchmark.last_limits(1) is limits
+    summary = json.loads(json.dumps(limits.summary()))
+    assert summary["int8"]["readings"] and "spread" in summary["memory"]
+    result = benchmark.benchmark(lambda: None, warmup=0, runs=2, progress=False)
+    assert result.fingerprint["limits"]["float32"]["value"] == round(limits.peak("float32"), 2)

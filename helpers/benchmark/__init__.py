@@ -3,15 +3,31 @@
 - :mod:`.timing` — :func:`benchmark` (warm-up, many timed runs, percentiles, the machine's
   fingerprint), :func:`interleaved` rounds of several workloads (tokens/s, images/s),
   :func:`best_of` for hardware probes, :func:`percentile`.
-- :mod:`.limits` — measured peaks (:func:`measure_gemm_peak`, :func:`measure_memory_bandwidth`)
-  and :func:`count_flops`, for "% of the physical limit".
-- :mod:`.tables` — :func:`compare` (several runners against a baseline, with speed-ups and the
-  limit), :func:`results_frame`, :func:`plot_latencies`.
+- :mod:`.limits` — the machine's limits per precision, measured robustly (:func:`measure_limits`:
+  fp32/bf16/int8 GEMM peaks and memory bandwidth, repeated probes with their spread, a busy
+  warning; :func:`measure_gemm_peak`, :func:`measure_memory_bandwidth` for one probe), which
+  instructions run each precision here (:func:`precision_hardware`) and :func:`count_flops`,
+  for "% of the limit".
+- :mod:`.tables` — :func:`compare` (several runners against a baseline, with speed-ups and each
+  row's limit for its own precision), :func:`results_frame`, :func:`plot_latencies`.
 
 Import everything from ``helpers.benchmark``.
 """
 
-from helpers.benchmark.limits import count_flops, measure_gemm_peak, measure_memory_bandwidth
+from helpers.benchmark.limits import (
+    LIMIT_PRECISIONS,
+    Limits,
+    Probe,
+    count_flops,
+    last_limits,
+    limit_key,
+    machine_busy,
+    measure_gemm_peak,
+    measure_limits,
+    measure_memory_bandwidth,
+    precision_hardware,
+    repeat_until_stable,
+)
 from helpers.benchmark.tables import compare, plot_latencies, results_frame
 from helpers.benchmark.throughput import ThroughputResult, measure_throughput, throughput_frame  # noqa: F401
 from helpers.benchmark.timing import (
@@ -20,20 +36,31 @@ from helpers.benchmark.timing import (
     benchmark,
     best_of,
     interleaved,
+    measurement_fingerprint,
     percentile,
 )
 
 __all__ = [
+    "LIMIT_PRECISIONS",
     "BenchmarkResult",
+    "Limits",
+    "Probe",
     "Workload",
     "benchmark",
     "best_of",
     "compare",
     "count_flops",
     "interleaved",
+    "last_limits",
+    "limit_key",
+    "machine_busy",
     "measure_gemm_peak",
+    "measure_limits",
     "measure_memory_bandwidth",
+    "measurement_fingerprint",
     "percentile",
     "plot_latencies",
+    "precision_hardware",
+    "repeat_until_stable",
     "results_frame",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.benchmark.limits import measure_gemm_peak
+from helpers.benchmark.limits import Limits, limit_key, measure_gemm_peak
 from helpers.benchmark.timing import BenchmarkResult, benchmark, is_runner, label_of
 
 __all__ = ["compare", "plot_latencies", "results_frame"]
@@ -60,6 +60,8 @@ def compare(
     baseline: str | None = None,
     flops: float | None = None,
     peak_gflops: float | None = None,
+    limits: Limits | Mapping[str, float] | None = None,
+    precisions: Mapping[str, str | None] | None = None,
     **benchmark_kwargs: Any,
 ) -> pd.DataFrame:
     """Benchmark several runners on the same inputs and tabulate them against a baseline.
@@ -77,6 +79,15 @@ def compare(
     the machine's measured GEMM peak (``peak_gflops``, measured with
     :func:`helpers.benchmark.measure_gemm_peak` at torch's current thread count when not given)
     — and ``pct_of_limit = lower_bound_ms / p50_ms × 100``.
+
+    **Each row against the limit of its own precision**: pass ``limits`` (a
+    :class:`~helpers.benchmark.Limits` from :func:`~helpers.benchmark.measure_limits`, or a
+    mapping ``{"float32": peak, "bfloat16": peak, "int8": peak}``) and every row gets a
+    ``precision`` column — from ``precisions[label]`` when given, else the runner's
+    ``precision`` attribute (what it really computes in, e.g. what OpenVINO read back), else
+    float32 — and is compared with that precision's peak (column ``limit``). A precision of
+    ``None`` (e.g. a GPU row, whose limits are not the CPU's) or one without a measured peak
+    leaves the row's limit columns empty.
 
     ``frame.attrs`` carries ``baseline``, ``speedup_column``, ``fingerprint``, ``flops`` and
     ``peak_gflops``; ``frame.attrs["results"]`` the :class:`BenchmarkResult` objects.
@@ -108,7 +119,13 @@ def compare(
     base_p50 = frame.loc[frame["runner"] == baseline, "p50_ms"].iloc[0]
     speedup_column = f"speedup_vs_{baseline}"
     frame[speedup_column] = base_p50 / frame["p50_ms"]
-    if flops is not None:
+    if flops is not None and limits is not None:
+        row_precisions = [_row_precision(lbl, r, precisions) for lbl, r in items]
+        frame["precision"] = row_precisions
+        frame["limit"] = [_peak_for(limits, p) for p in row_precisions]
+        frame["lower_bound_ms"] = float(flops) / (frame["limit"] * 1e9) * 1e3
+        frame["pct_of_limit"] = frame["lower_bound_ms"] / frame["p50_ms"] * 100.0
+    elif flops is not None:
         if peak_gflops is None:
             peak_gflops = measure_gemm_peak()
         lower_bound_ms = float(flops) / (float(peak_gflops) * 1e9) * 1e3
@@ -124,6 +141,24 @@ def compare(
         }
     )
     return frame
+
+
+def _row_precision(label: str, runner: Any, precisions: Mapping[str, str | None] | None) -> str | None:
+    if precisions is not None and label in precisions:
+        value = precisions[label]
+        return None if value is None else limit_key(value)
+    device = str(getattr(runner, "device", "") or "")
+    if device.startswith("cuda"):
+        return None  # a GPU's limits are not the CPU's
+    return limit_key(getattr(runner, "precision", None) or "float32")
+
+
+def _peak_for(limits: Limits | Mapping[str, float], precision: str | None) -> float:
+    if precision is None:
+        return float("nan")
+    if isinstance(limits, Limits):
+        return limits.probes[precision].value if precision in limits.probes else float("nan")
+    return float(limits.get(precision, float("nan")))
 
 
 def _fmt_ms(value: float) -> str:

@@ -54,6 +54,7 @@ __all__ = [
     "benchmark",
     "best_of",
     "interleaved",
+    "measurement_fingerprint",
     "percentile",
 ]
 
@@ -292,10 +293,21 @@ def benchmark(
         batch_size=batch_size,
         threads=threads,
         runner_info=info,
-        fingerprint=_fingerprint(),
+        fingerprint=measurement_fingerprint(),
     )
 
 
+def measurement_fingerprint() -> dict[str, Any]:
+    """:func:`helpers.hardware.fingerprint` plus, once :func:`helpers.benchmark.measure_limits`
+    has run in this process, ``"limits"``: the measured peaks with every reading and their
+    spread — so each result says how far the machine's own limits could be trusted."""
+    from helpers.benchmark.limits import last_limits
+
+    info = _fingerprint()
+    limits = last_limits()
+    if limits is not None:
+        info["limits"] = limits.summary()
+    return info
 
 
 def best_of(fn: Callable[[], Any], seconds: float, *, min_reps: int = 3, max_reps: int = 1000) -> float:
