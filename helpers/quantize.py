@@ -29,10 +29,21 @@ Settings that matter on an x86 CPU (all exposed as keyword arguments):
   clip outliers in activation ranges.
 - ``exclude``: node names kept in fp32, e.g. the first convolution and the classifier
   (:func:`first_and_last_nodes`), which are often the most sensitive to quantization.
+- ``unsigned_weights``: convolutions whose weights are stored as **u8** instead of s8
+  (:func:`gemm_convolutions` lists the ones ORT runs as GEMMs). ORT then uses its u8 × u8
+  kernels, which widen to 16 bits before multiplying and never saturate — full 8-bit resolution
+  without ``reduce_range``'s halving, at the cost of a slower kernel than u8 × s8. This is the
+  accurate recipe on AVX2 CPUs without VNNI; elsewhere u8 × s8 does not saturate and is faster.
+
+Also: :func:`static_recipes` (the recipes notebook 04 compares, named), content-cached variants
+:func:`cached_static_int8` / :func:`cached_dynamic_int8` (the same inputs give the same file,
+reused), and :func:`nncf_int8` — OpenVINO's own post-training quantization (NNCF) calibrated
+on the same images, written as OpenVINO IR.
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import tempfile
@@ -48,10 +59,16 @@ from helpers.hardware import cpu_info, has_vnni
 __all__ = [
     "QuantizationError",
     "ArrayCalibrationReader",
-    "quantize_static_int8",
-    "quantize_dynamic_int8",
+    "cached_dynamic_int8",
+    "cached_static_int8",
+    "depthwise_convolutions",
     "first_and_last_nodes",
+    "gemm_convolutions",
     "needs_reduce_range",
+    "nncf_int8",
+    "quantize_dynamic_int8",
+    "quantize_static_int8",
+    "static_recipes",
 ]
 
 _CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -245,6 +262,7 @@ def quantize_static_int8(
     activation_type: str = "uint8",
     symmetric_activations: bool = False,
     op_types: Sequence[str] | None = None,
+    unsigned_weights: Sequence[str] = (),
 ) -> Path:
     """Static INT8 quantization (QDQ format) calibrated on real inputs; returns ``onnx_out``.
 
@@ -262,6 +280,8 @@ def quantize_static_int8(
         activation_type: ``"uint8"`` (u8 x s8, the fast path on x86) or ``"int8"``.
         symmetric_activations: force zero-point 0 for activations.
         op_types: restrict quantization to these op types (default: everything ORT can).
+        unsigned_weights: names of ``Conv`` nodes whose weights are stored as u8 (u8 × u8
+            kernels: no saturation on AVX2 without VNNI, see the module docstring).
 
     Raises:
         QuantizationError: missing model file, empty/malformed calibration set, bad option.
@@ -293,6 +313,10 @@ def quantize_static_int8(
     extra: dict[str, Any] = {"ActivationSymmetric": symmetric_activations}
     with tempfile.TemporaryDirectory(prefix="quantize-") as tmp:
         model_in = _preprocess(src, Path(tmp)) if preprocess else src
+        if unsigned_weights:  # weight names as in the graph being quantized (after pre-processing)
+            extra["TensorQuantOverrides"] = _unsigned_weight_overrides(
+                model_in, unsigned_weights, per_channel=per_channel, reduce_range=reduce_range
+            )
         quantize_static(
             str(model_in),
             str(dst),
@@ -345,6 +369,216 @@ def quantize_dynamic_int8(
             op_types_to_quantize=list(op_types) if op_types else None,
         )
     return dst
+
+
+def _unsigned_weight_overrides(
+    onnx_path: Path, nodes: Sequence[str], *, per_channel: bool, reduce_range: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """ORT ``TensorQuantOverrides`` storing the weights of the ``Conv`` nodes ``nodes`` as u8."""
+    import onnx
+    from onnxruntime.quantization import QuantType
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    by_name = {n.name: n for n in model.graph.node}
+    initializers = {i.name for i in model.graph.initializer}
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    for name in nodes:
+        node = by_name.get(name)
+        if node is None or node.op_type != "Conv":
+            raise QuantizationError(
+                f"unsigned_weights: {name!r} is not a Conv node of {onnx_path.name} "
+                "(see gemm_convolutions())"
+            )
+        if len(node.input) < 2 or node.input[1] not in initializers:
+            raise QuantizationError(f"unsigned_weights: {name!r} has no constant weight")
+        entry: dict[str, Any] = {"quant_type": QuantType.QUInt8, "reduce_range": reduce_range}
+        if per_channel:
+            entry["axis"] = 0  # Conv weights: one scale per output channel
+        overrides[node.input[1]] = [entry]
+    return overrides
+
+
+def _conv_groups(onnx_path: str | Path) -> list[tuple[str, int, int]]:
+    """``(name, group, input channels per group)`` of every named Conv node, in graph order."""
+    import onnx
+
+    model = onnx.load(str(_check_model_file(onnx_path)), load_external_data=False)
+    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    found = []
+    for node in model.graph.node:
+        if node.op_type != "Conv" or not node.name:
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        weight = shapes.get(node.input[1]) if len(node.input) > 1 else None
+        found.append((node.name, int(group), int(weight[1]) if weight else 0))
+    return found
+
+
+def depthwise_convolutions(onnx_path: str | Path) -> list[str]:
+    """Names of the depthwise ``Conv`` nodes (one input channel per group, MobileNet style)."""
+    return [name for name, group, per_group in _conv_groups(onnx_path) if group > 1 and per_group == 1]
+
+
+def gemm_convolutions(onnx_path: str | Path) -> list[str]:
+    """Names of the ``Conv`` nodes ONNX Runtime runs as matrix multiplies (not depthwise).
+
+    These are where u8 × s8 INT8 kernels add pairs of products in 16 bits on AVX2 CPUs without
+    VNNI (``vpmaddubsw``) and can saturate; depthwise convolutions use another kernel.
+    """
+    depthwise = set(depthwise_convolutions(onnx_path))
+    return [name for name, _, _ in _conv_groups(onnx_path) if name not in depthwise]
+
+
+def static_recipes(onnx_path: str | Path, *, full: bool = True) -> dict[str, dict[str, Any]]:
+    """The static INT8 recipes worth comparing on a CNN, by name → options of
+    :func:`quantize_static_int8`.
+
+    - ``"per-channel"``: every layer, s8 per-channel weights, u8 activations (min/max ranges);
+    - ``"first/last fp32"``: the stem convolution and the classifier stay fp32;
+    - ``"first/last fp32 + u8 weights"``: and u8 weights on the GEMM convolutions (no
+      saturation without VNNI, full resolution; a slower kernel);
+    - with ``full``, also ``"first/last fp32 + reduce_range"`` (7-bit weights, ORT's documented
+      remedy for saturation) and ``"first/last fp32, percentile"`` (outliers clipped from the
+      activation ranges).
+    """
+    first_last = first_and_last_nodes(onnx_path)
+    gemm = [n for n in gemm_convolutions(onnx_path) if n not in first_last]
+    recipes: dict[str, dict[str, Any]] = {}
+    if full:
+        recipes["per-channel"] = {}
+    recipes["first/last fp32"] = {"exclude": first_last}
+    if full:
+        recipes["first/last fp32 + reduce_range"] = {"exclude": first_last, "reduce_range": True}
+        recipes["first/last fp32, percentile"] = {
+            "exclude": first_last,
+            "calibrate_method": "percentile",
+        }
+    recipes["first/last fp32 + u8 weights"] = {"exclude": first_last, "unsigned_weights": gemm}
+    return recipes
+
+
+def _content_digest(onnx_path: Path, arrays: Iterable[np.ndarray] = ()) -> str:
+    """SHA-256 of a model file (and its external data) and of calibration arrays."""
+    digest = hashlib.sha256()
+    for path in sorted([onnx_path, *onnx_path.parent.glob(onnx_path.name + "*.data")]):
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
+    for array in arrays:
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _calibration_arrays(calibration: Any, onnx_path: Path) -> ArrayCalibrationReader:
+    if isinstance(calibration, ArrayCalibrationReader):
+        return calibration
+    return ArrayCalibrationReader(calibration, _input_names(onnx_path))
+
+
+def cached_static_int8(
+    onnx_in: str | Path,
+    calibration: Iterable[Mapping[str, np.ndarray]] | ArrayCalibrationReader,
+    *,
+    what: str = "int8 static",
+    rebuild: bool = False,
+    **options: Any,
+) -> Path:
+    """:func:`quantize_static_int8`, cached by content: the fp32 file's bytes, the calibration
+    arrays and ``options`` make the key (:func:`helpers.cache.cached_export`), so the same
+    inputs give the same verified file without quantizing again, and any change quantizes anew.
+    """
+    from helpers.cache import cached_export
+
+    src = _check_model_file(onnx_in)
+    reader = _calibration_arrays(calibration, src)
+    digest = _content_digest(src, (a for batch in reader._batches for a in batch.values()))
+    return cached_export(
+        digest,
+        lambda path: quantize_static_int8(src, path, reader, **options),
+        what=what,
+        filename="model.int8.onnx",
+        settings={"options": options},
+        rebuild=rebuild,
+    )
+
+
+def cached_dynamic_int8(
+    onnx_in: str | Path, *, what: str = "int8 dynamic", rebuild: bool = False, **options: Any
+) -> Path:
+    """:func:`quantize_dynamic_int8`, cached by the fp32 file's content and ``options``."""
+    from helpers.cache import cached_export
+
+    src = _check_model_file(onnx_in)
+    return cached_export(
+        _content_digest(src),
+        lambda path: quantize_dynamic_int8(src, path, **options),
+        what=what,
+        filename="model.int8.onnx",
+        settings={"options": options},
+        rebuild=rebuild,
+    )
+
+
+def nncf_int8(
+    onnx_in: str | Path,
+    calibration: Iterable[Mapping[str, np.ndarray]] | ArrayCalibrationReader,
+    *,
+    overflow_fix: str | None = None,
+    rebuild: bool = False,
+) -> Path:
+    """OpenVINO's post-training INT8 quantization (``nncf.quantize``), cached by content.
+
+    The fp32 ONNX file is read with ``openvino.Core().read_model``, quantized by NNCF on the
+    *same* calibration batches as :func:`quantize_static_int8` (one sample per NNCF item) and
+    saved as OpenVINO IR; returns the ``.xml`` path (its ``.bin`` lies next to it), to compile
+    with ``core.compile_model`` or :func:`helpers.runners.openvino_runner`.
+
+    ``overflow_fix``: NNCF's remedy for u8 × s8 saturation on CPUs without VNNI — ``"enable"``
+    (7-bit weights in every layer), ``"first_layer"`` (NNCF's default) or ``"disable"``;
+    ``None`` keeps NNCF's default. Raises :class:`QuantizationError` when NNCF is not installed.
+    """
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError as exc:
+        raise QuantizationError(
+            f"nncf_int8 needs nncf and openvino ({exc.name} is not installed in this environment)"
+        ) from None
+    from helpers.cache import cached_export
+
+    src = _check_model_file(onnx_in)
+    reader = _calibration_arrays(calibration, src)
+    fixes = {"enable": "ENABLE", "first_layer": "FIRST_LAYER", "disable": "DISABLE"}
+    if overflow_fix is not None and overflow_fix not in fixes:
+        raise QuantizationError(f"overflow_fix must be one of {sorted(fixes)} or None")
+    samples = [
+        {name: array[i : i + 1] for name, array in batch.items()}
+        for batch in reader._batches
+        for i in range(len(next(iter(batch.values()))))
+    ]
+    names = _input_names(src)
+
+    def build(path: Path) -> None:
+        advanced = {}
+        if overflow_fix is not None:
+            advanced["advanced_parameters"] = nncf.AdvancedQuantizationParameters(
+                overflow_fix=getattr(nncf.OverflowFix, fixes[overflow_fix])
+            )
+        model = ov.Core().read_model(str(src))
+        dataset = nncf.Dataset(samples, lambda item: item[names[0]] if len(names) == 1 else item)
+        quantized = nncf.quantize(model, dataset, subset_size=len(samples), **advanced)
+        ov.save_model(quantized, str(path))
+
+    digest = _content_digest(src, (s[n] for s in samples for n in names))
+    return cached_export(
+        digest,
+        build,
+        what="nncf int8",
+        filename="model.xml",
+        settings={"overflow_fix": overflow_fix, "nncf": getattr(nncf, "__version__", "")},
+        rebuild=rebuild,
+    )
 
 
 def first_and_last_nodes(

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 ort = pytest.importorskip("onnxruntime")
 
+from helpers import quantize  # noqa: E402
 from helpers.export import file_size_mib, op_histogram  # noqa: E402
 from helpers.quantize import (  # noqa: E402
     ArrayCalibrationReader,
@@ -242,3 +243,133 @@ def test_default_pre_processing_works_on_a_dynamo_transformer(
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     logits = session.run(None, features.model_inputs(names))
     assert logits[0].shape == features.input_ids.shape
+
+
+# ----------------------------------------------------------------------------------------------
+# Depthwise / GEMM convolutions, u8 weights, recipes, content caches, NNCF
+# ----------------------------------------------------------------------------------------------
+def _tiny_mobile(path: Path) -> Path:
+    """stem Conv(3->8) -> depthwise Conv(8, group 8) -> pointwise Conv(8->16) -> GAP -> Gemm."""
+    rng = np.random.default_rng(2)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.4, (8, 3, 3, 3)).astype(np.float32), "w_stem"),
+        numpy_helper.from_array(rng.normal(0, 0.4, (8, 1, 3, 3)).astype(np.float32), "w_dw"),
+        numpy_helper.from_array(rng.normal(0, 0.3, (16, 8, 1, 1)).astype(np.float32), "w_pw"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (16,)).astype(np.float32), "b_pw"),
+        numpy_helper.from_array(rng.normal(0, 1.0, (CLASSES, 16)).astype(np.float32), "w_fc"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["pixels", "w_stem"], ["a"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["a1"], name="act1"),
+        helper.make_node("Conv", ["a1", "w_dw"], ["b"], name="dw", group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["b"], ["b1"], name="act2"),
+        helper.make_node("Conv", ["b1", "w_pw", "b_pw"], ["c"], name="pw"),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "w_fc"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_mobile",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", CLASSES])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mobile_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_mobile(tmp_path_factory.mktemp("mobile") / "mobile.onnx")
+
+
+def _weight_types(path: Path) -> dict[str, np.dtype]:
+    """Quantized weight initializer -> dtype, keyed by the Conv/Gemm node consuming it."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    dq_of = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    found = {}
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "Gemm") and len(node.input) > 1:
+            source = dq_of.get(node.input[1])
+            if source in inits:
+                found[node.name] = inits[source].dtype
+    return found
+
+
+def test_depthwise_and_gemm_convolutions(mobile_model: Path) -> None:
+    assert quantize.depthwise_convolutions(mobile_model) == ["dw"]
+    assert quantize.gemm_convolutions(mobile_model) == ["stem", "pw"]
+
+
+def test_unsigned_weights_store_u8_only_where_asked(mobile_model: Path, tmp_path: Path) -> None:
+    out = quantize_static_int8(
+        mobile_model,
+        tmp_path / "u8.onnx",
+        _batches(),
+        unsigned_weights=["pw"],
+        exclude=["fc"],  # a 10-class Gemm on random calibration data is not what is tested here
+        preprocess=False,
+    )
+    types = _weight_types(out)
+    assert types["pw"] == np.uint8
+    assert types["dw"] == np.int8 and types["stem"] == np.int8 and "fc" not in types
+    x = _batches(1, 8, seed=9)[0]["pixels"]
+    ref, got = _run(mobile_model, x), _run(out, x)
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
+    with pytest.raises(QuantizationError, match="not a Conv node"):
+        quantize_static_int8(mobile_model, tmp_path / "bad.onnx", _batches(), unsigned_weights=["fc"])
+
+
+def test_static_recipes(mobile_model: Path) -> None:
+    short = quantize.static_recipes(mobile_model, full=False)
+    assert list(short) == ["first/last fp32", "first/last fp32 + u8 weights"]
+    assert short["first/last fp32"] == {"exclude": ["stem", "fc"]}
+    assert short["first/last fp32 + u8 weights"]["unsigned_weights"] == ["pw"]
+    full = quantize.static_recipes(mobile_model)
+    assert set(short) < set(full) and full["first/last fp32 + reduce_range"]["reduce_range"]
+
+
+def test_cached_static_int8_reuses_by_content(
+    mobile_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = quantize.quantize_static_int8
+
+    def counting(*args: object, **kwargs: object) -> Path:
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(quantize, "quantize_static_int8", counting)
+    first = quantize.cached_static_int8(mobile_model, _batches(), preprocess=False)
+    again = quantize.cached_static_int8(mobile_model, _batches(), preprocess=False)
+    assert first == again and len(calls) == 1 and first.is_file()
+    other_calibration = quantize.cached_static_int8(mobile_model, _batches(seed=5), preprocess=False)
+    other_options = quantize.cached_static_int8(
+        mobile_model, _batches(), preprocess=False, exclude=["fc"]
+    )
+    assert len({first, other_calibration, other_options}) == 3 and len(calls) == 3
+    dynamic = quantize.cached_dynamic_int8(mobile_model, preprocess=False)
+    assert dynamic.is_file() and quantize.cached_dynamic_int8(mobile_model, preprocess=False) == dynamic
+
+
+def test_nncf_int8_writes_openvino_ir(
+    mobile_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("nncf")
+    ov = pytest.importorskip("openvino")
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(QuantizationError, match="overflow_fix"):
+        quantize.nncf_int8(mobile_model, _batches(), overflow_fix="sometimes")
+    xml = quantize.nncf_int8(mobile_model, _batches(), overflow_fix="enable")
+    assert xml.suffix == ".xml" and xml.with_suffix(".bin").is_file()
+    model = ov.Core().read_model(str(xml))
+    assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+    x = _batches(1, 4, seed=4)[0]["pixels"]
+    got = ov.Core().compile_model(model, "CPU")(x)[0]
+    ref = _run(mobile_model, x)
+    assert got.shape == ref.shape and np.abs(got - ref).max() < 0.2 * np.abs(ref).max()
