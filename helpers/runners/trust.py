@@ -108,7 +108,7 @@ def _weights_only_loadable(data: bytes) -> str | None:
     except Exception as exc:
         lines = [line for line in str(exc).splitlines() if line.strip()]
         useful = next((line for line in lines if "Unsupported global" in line), None)
-        return (useful or (lines[0] if lines else type(exc).__name__)).strip()
+        return (useful or (lines[0] if lines else type(exc).__name__)).split(". Please")[0].strip()
     return None
 
 
