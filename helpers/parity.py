@@ -8,6 +8,9 @@ Two questions, answered separately:
 2. **Task level**: does the difference matter for the task? Same top-1 class
    (:func:`top1_agreement`), same top-k (:func:`topk_agreement`), same generated tokens
    (:func:`same_tokens`); same answer spans are :func:`helpers.qa.same_answers`.
+   :func:`classification_agreement` gathers a classifier's numbers in one row, and
+   :func:`agreement_floor` says how low an agreement measured on ``n`` examples may fall by
+   chance alone — the floor to assert, so that a failure means a real loss, not noise.
 
 :func:`parity_table` runs a reference and candidates on the same inputs and returns one
 DataFrame; :func:`assert_parity` turns it into a test with a readable failure report.
@@ -37,6 +40,8 @@ __all__ = [
     "topk_agreement",
     "topk_overlap",
     "same_tokens",
+    "classification_agreement",
+    "agreement_floor",
 ]
 
 # (rtol, atol) by precision of the computation.
@@ -406,3 +411,59 @@ def same_tokens(a: Sequence[int], b: Sequence[int]) -> bool:
     first = np.asarray(a).reshape(-1).tolist()
     second = np.asarray(b).reshape(-1).tolist()
     return [int(t) for t in first] == [int(t) for t in second]
+
+
+def classification_agreement(
+    reference_logits: np.ndarray,
+    candidate_logits: np.ndarray,
+    *,
+    margin: float = 0.2,
+    k: int = 5,
+) -> dict[str, float]:
+    """A classifier's task-level agreement with its reference, as one row.
+
+    Keys: ``top1_agreement``; ``top1_agreement_confident`` — the same over the rows where the
+    reference is *confident* (its top-1 probability beats the runner-up by more than ``margin``;
+    NaN when there is none), because near-tied classes swap under any small numeric change;
+    ``confident`` (how many rows that is); ``topk_overlap`` (:func:`topk_overlap`) and
+    ``max_abs_diff`` of the logits.
+    """
+    _check_shapes(reference_logits, candidate_logits)
+    ref, cand = _rows(reference_logits).astype(np.float64), _rows(candidate_logits)
+    shifted = np.exp(ref - ref.max(axis=-1, keepdims=True))
+    probs = np.sort(shifted / shifted.sum(axis=-1, keepdims=True), axis=-1)
+    confident = (probs[:, -1] - probs[:, -2]) > margin if ref.shape[-1] > 1 else np.ones(len(ref), bool)
+    same = ref.argmax(axis=-1) == cand.argmax(axis=-1)
+    return {
+        "top1_agreement": float(same.mean()),
+        "top1_agreement_confident": float(same[confident].mean()) if confident.any() else float("nan"),
+        "confident": int(confident.sum()),
+        "topk_overlap": topk_overlap(ref, cand, k=k),
+        "max_abs_diff": float(np.abs(cand - ref).max()),
+    }
+
+
+def agreement_floor(n: int, expected: float, *, alpha: float = 0.001) -> float:
+    """The lowest agreement ``n`` examples show, with probability at least ``1 - alpha``, when
+    the candidate's true agreement is ``expected``.
+
+    Disagreements on ``n`` independent examples follow a binomial distribution with
+    ``p = 1 - expected``; the floor is ``(n - m) / n`` for the smallest ``m`` with
+    ``P(disagreements <= m) >= 1 - alpha``. Asserting ``measured >= agreement_floor(n,
+    expected)`` fails by chance in fewer than ``alpha`` of runs for a candidate that is as good
+    as ``expected``: a failure means the agreement really is lower. On few examples the floor is
+    necessarily loose (24 examples, expected 0.97: 0.833).
+    """
+    if n < 1:
+        raise ValueError("agreement_floor: n must be >= 1")
+    if not 0 <= expected <= 1 or not 0 < alpha < 1:
+        raise ValueError("agreement_floor: expected must be in [0, 1] and alpha in (0, 1)")
+    from math import comb
+
+    p = 1.0 - expected
+    cumulative = 0.0
+    for misses in range(n + 1):
+        cumulative += comb(n, misses) * p**misses * (1 - p) ** (n - misses)
+        if cumulative >= 1 - alpha:
+            return (n - misses) / n
+    return 0.0

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import parity
 from helpers.parity import (
     assert_parity,
     compare_outputs,
@@ -190,3 +191,33 @@ def test_int8_model_gets_int8_tolerances(mlp, feed, onnx_path, tmp_path) -> None
     assert (row["rtol"], row["atol"]) == default_tolerances("int8", "onnxruntime")
     assert row["max_abs_diff"] > 1e-5  # quantisation really changed the numbers
     assert_parity(table, columns=("allclose",))
+
+
+def test_classification_agreement_separates_confident_rows() -> None:
+    reference = np.array(
+        [
+            [5.0, 0.0, 0.0],  # confident: class 0
+            [1.0, 0.9, 0.0],  # near-tie between 0 and 1
+            [0.0, 0.0, 6.0],  # confident: class 2
+        ]
+    )
+    candidate = np.array([[4.0, 0.0, 0.0], [0.9, 1.0, 0.0], [0.0, 7.0, 0.0]])
+    row = parity.classification_agreement(reference, candidate, k=2)
+    assert row["top1_agreement"] == pytest.approx(1 / 3)
+    assert row["confident"] == 2
+    assert row["top1_agreement_confident"] == pytest.approx(0.5)
+    assert row["max_abs_diff"] == pytest.approx(7.0)
+    tied = parity.classification_agreement(reference[1:2], reference[1:2])
+    assert tied["top1_agreement"] == 1.0 and np.isnan(tied["top1_agreement_confident"])
+
+
+def test_agreement_floor_is_the_binomial_quantile() -> None:
+    # 24 examples at a true 97 %: P(<= 4 misses) = 0.9992 >= 0.999, P(<= 3) = 0.994 < 0.999
+    assert parity.agreement_floor(24, 0.97) == pytest.approx(20 / 24)
+    assert parity.agreement_floor(24, 0.97, alpha=0.01) == pytest.approx(21 / 24)
+    assert parity.agreement_floor(96, 0.97) > parity.agreement_floor(24, 0.97)  # more data, tighter
+    assert parity.agreement_floor(10, 1.0) == 1.0
+    with pytest.raises(ValueError, match="n must be"):
+        parity.agreement_floor(0, 0.9)
+    with pytest.raises(ValueError, match="expected"):
+        parity.agreement_floor(10, 1.5)
