@@ -221,3 +221,16 @@ def test_agreement_floor_is_the_binomial_quantile() -> None:
         parity.agreement_floor(0, 0.9)
     with pytest.raises(ValueError, match="expected"):
         parity.agreement_floor(10, 1.5)
+
+
+def test_bf16_atol_scales_with_the_reference_magnitude() -> None:
+    reference = {"logits": np.array([[10.0, 0.0, -8.0]], dtype=np.float32)}
+    near_zero_error = {"logits": np.array([[10.1, 0.3, -8.1]], dtype=np.float32)}
+    row = compare_outputs(reference, near_zero_error, precision="bfloat16")["logits"]
+    assert row["atol"] == pytest.approx(0.5) and row["allclose"]  # 5e-2 x max |ref| of 10
+    wrong = {"logits": np.array([[0.0, 10.0, -8.0]], dtype=np.float32)}
+    assert not compare_outputs(reference, wrong, precision="bfloat16")["logits"]["allclose"]
+    # fp32 and explicit tolerances are not scaled
+    assert compare_outputs(reference, reference, precision="float32")["logits"]["atol"] == 1e-4
+    explicit = compare_outputs(reference, near_zero_error, precision="bfloat16", atol=0.05)
+    assert explicit["logits"]["atol"] == 0.05 and not explicit["logits"]["allclose"]
