@@ -447,11 +447,15 @@ def classification_agreement(
     ref, cand = _rows(reference_logits).astype(np.float64), _rows(candidate_logits)
     shifted = np.exp(ref - ref.max(axis=-1, keepdims=True))
     probs = np.sort(shifted / shifted.sum(axis=-1, keepdims=True), axis=-1)
-    confident = (probs[:, -1] - probs[:, -2]) > margin if ref.shape[-1] > 1 else np.ones(len(ref), bool)
+    confident = (
+        (probs[:, -1] - probs[:, -2]) > margin if ref.shape[-1] > 1 else np.ones(len(ref), bool)
+    )
     same = ref.argmax(axis=-1) == cand.argmax(axis=-1)
     return {
         "top1_agreement": float(same.mean()),
-        "top1_agreement_confident": float(same[confident].mean()) if confident.any() else float("nan"),
+        "top1_agreement_confident": float(same[confident].mean())
+        if confident.any()
+        else float("nan"),
         "confident": int(confident.sum()),
         "topk_overlap": topk_overlap(ref, cand, k=k),
         "max_abs_diff": float(np.abs(cand - ref).max()),

@@ -200,10 +200,19 @@ _PRE_PROCESS = (
 )
 
 
-def _run_pre_process(src: Path, dst: Path, workdir: Path, *, skip_symbolic_shape: bool) -> str | None:
+def _run_pre_process(
+    src: Path, dst: Path, workdir: Path, *, skip_symbolic_shape: bool
+) -> str | None:
     """``quant_pre_process`` in a child process working in ``workdir``: None, or what failed."""
     proc = subprocess.run(
-        [sys.executable, "-c", _PRE_PROCESS, str(src), str(dst), "1" if skip_symbolic_shape else "0"],
+        [
+            sys.executable,
+            "-c",
+            _PRE_PROCESS,
+            str(src),
+            str(dst),
+            "1" if skip_symbolic_shape else "0",
+        ],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -416,7 +425,9 @@ def _conv_groups(onnx_path: str | Path) -> list[tuple[str, int, int]]:
 
 def depthwise_convolutions(onnx_path: str | Path) -> list[str]:
     """Names of the depthwise ``Conv`` nodes (one input channel per group, MobileNet style)."""
-    return [name for name, group, per_group in _conv_groups(onnx_path) if group > 1 and per_group == 1]
+    return [
+        name for name, group, per_group in _conv_groups(onnx_path) if group > 1 and per_group == 1
+    ]
 
 
 def gemm_convolutions(onnx_path: str | Path) -> list[str]:

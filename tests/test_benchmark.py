@@ -250,3 +250,21 @@ def test_compare_measures_each_row_against_its_own_precision() -> None:
     assert math.isnan(table.loc["gpu", "pct_of_limit"])
     expected = table.loc["int8", "lower_bound_ms"] / table.loc["int8", "p50_ms"] * 100
     assert table.loc["int8", "pct_of_limit"] == pytest.approx(expected)
+
+
+def test_plot_marks_each_rows_own_limit_when_precisions_differ() -> None:
+    frame = pd.DataFrame(
+        {
+            "runner": ["fp32", "int8"],
+            "p50_ms": [10.0, 4.0],
+            "p90_ms": [11.0, 5.0],
+            "precision": ["float32", "int8"],
+            "lower_bound_ms": [5.0, 1.0],
+        }
+    )
+    ax = plot_latencies(frame).axes[0]
+    ticks = ax.collections[-1].get_offsets()
+    assert sorted(float(x) for x, _ in ticks) == [1.0, 5.0]
+    assert not any("limit" in t.get_text() for t in ax.texts)  # no single dashed limit line
+    single = plot_latencies(frame.assign(lower_bound_ms=5.0)).axes[0]
+    assert any("limit 5" in t.get_text() for t in single.texts)

@@ -187,9 +187,7 @@ def _probes(dtype: str) -> list[tuple[str, Callable[[str, int, int, float], floa
 
         if dtype == "int8":
             backends.append(("onnxruntime u8 x s8", _ort_gemm_ns))
-            backends.append(
-                ("onnxruntime u8 x u8", functools.partial(_ort_gemm_ns, kernel="u8u8"))
-            )
+            backends.append(("onnxruntime u8 x u8", functools.partial(_ort_gemm_ns, kernel="u8u8")))
         elif dtype in _ORT_TYPES and dtype != "float16":  # ORT's CPU fp16 MatMul is not a peak
             backends.append(("onnxruntime", _ort_gemm_ns))
     except ImportError:

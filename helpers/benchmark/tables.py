@@ -143,7 +143,9 @@ def compare(
     return frame
 
 
-def _row_precision(label: str, runner: Any, precisions: Mapping[str, str | None] | None) -> str | None:
+def _row_precision(
+    label: str, runner: Any, precisions: Mapping[str, str | None] | None
+) -> str | None:
     if precisions is not None and label in precisions:
         value = precisions[label]
         return None if value is None else limit_key(value)
@@ -170,7 +172,8 @@ def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> A
 
     ``table`` is the output of :func:`compare` or :func:`results_frame` (needs ``runner``,
     ``p50_ms``, ``p90_ms``). Each bar is labelled with its p50 in ms; when the table has a
-    ``lower_bound_ms`` column, the physical limit is drawn as a dashed line. Returns the
+    ``lower_bound_ms`` column, the physical limit is drawn as a dashed line — or, when the rows
+    have different limits (different precisions), as a red tick on each bar. Returns the
     matplotlib Figure (created without pyplot, so a notebook shows it once, as the cell's
     value). Pass ``ax`` to draw into an existing axes.
     """
@@ -194,8 +197,22 @@ def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> A
     right = float(np.nanmax(p90)) if len(p90) else 1.0
     for y, (a, b) in enumerate(zip(p50, p90, strict=True)):
         ax.text(max(a, b) + 0.01 * right, y, f"{_fmt_ms(a)} ms", va="center", fontsize=9)
-    if "lower_bound_ms" in data.columns and data["lower_bound_ms"].notna().any():
-        bound = float(data["lower_bound_ms"].dropna().iloc[0])
+    bounds = data["lower_bound_ms"] if "lower_bound_ms" in data.columns else None
+    mixed = bounds is not None and bounds.dropna().nunique() > 1
+    if mixed:  # rows of different precisions: each bar's own limit, as a tick on the bar
+        ax.scatter(
+            bounds.to_numpy(dtype=float),
+            positions,
+            marker="|",
+            s=260,
+            color="#C44E52",
+            linewidths=2,
+            zorder=3,
+            label="limit for the row's precision",
+        )
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    elif bounds is not None and bounds.notna().any():
+        bound = float(bounds.dropna().iloc[0])
         ax.axvline(bound, color="#C44E52", linestyle="--", linewidth=1.2)
         ax.text(
             bound,
