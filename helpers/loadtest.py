@@ -271,9 +271,11 @@ def results_table(results: Sequence[LoadTestResult]) -> pd.DataFrame:
 
 def plot_load_tests(results: Sequence[LoadTestResult], *, title: str = "") -> Any:
     """Two panels: requests/s per server, and latency p50 (bar) with p99 (marker)."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
-    labels = [r.label for r in results]
+    labels = [textwrap.fill(r.label, 18) for r in results]
     x = np.arange(len(results))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.bar(x, [r.req_per_s for r in results], color="#1f5fa8")

@@ -22,6 +22,7 @@ import io
 import logging
 import os
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -50,6 +51,7 @@ __all__ = [
     "ray_cluster",
     "ray_processes",
     "ray_serve_app",
+    "native_stderr",
     "ray_temp_dir",
     "start_ray_serve",
 ]
@@ -145,6 +147,30 @@ class RayCluster:
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+@contextlib.contextmanager
+def native_stderr(into: list[str]) -> Iterator[None]:
+    """Collect what is written to file descriptor 2 in the block (ANSI removed) into ``into``.
+
+    Ray's C++ core in the driver process logs warnings as glog-style ``E…`` lines straight to
+    the process's stderr descriptor, past Python's ``sys.stderr``; in a notebook they would land
+    in the cell's output. Everything written to descriptor 2 in the block — also by other
+    threads — is kept instead.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = _ANSI.sub("", sink.read().decode("utf-8", errors="replace"))
+            into.extend(line for line in text.splitlines() if line.strip())
+
+
 def _terminate(processes: Sequence[Mapping[str, Any]], timeout_s: float = 10.0) -> None:
     """Terminate the given processes (by pid; they are this session's Ray processes)."""
     import psutil
@@ -219,16 +245,18 @@ def ray_cluster(
         yield cluster
     finally:
         t1 = time.perf_counter()
-        printed = io.StringIO()
-        # Ray's driver thread prints the raylet's messages (coloured) to sys.stdout/stderr.
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        printed, native = io.StringIO(), []
+        # Ray's driver thread prints the raylet's messages (coloured) to sys.stdout/stderr;
+        # its C++ core writes to file descriptor 2 directly.
+        with native_stderr(native), contextlib.redirect_stdout(printed), \
+                contextlib.redirect_stderr(printed):
             with contextlib.suppress(Exception):
                 from ray import serve
 
                 serve.shutdown()
             ray.shutdown()
         cluster.shutdown_messages = [
-            line for line in _ANSI.sub("", printed.getvalue()).splitlines() if line.strip()]
+            line for line in _ANSI.sub("", printed.getvalue()).splitlines() if line.strip()] + native
         deadline = time.perf_counter() + shutdown_timeout_s
         left = ray_processes(folder)
         while left and time.perf_counter() < deadline:
@@ -416,7 +444,9 @@ def ray_batch_predict(
     Needs a running Ray (:func:`ray_cluster`). ``concurrency`` actors each hold one ONNX Runtime
     session (a callable class in ``map_batches``), so the model loads once per actor, not once
     per batch. Preprocessing is the server's (``input_size``, ``resize``: the model's own).
-    Returns ``{path: logits}`` (Ray Data does not promise to keep row order).
+    Returns ``{path: logits}`` (Ray Data does not promise to keep row order). Ray's native log
+    lines during the run (e.g. a warning about actor constructor arguments in the object store)
+    are kept out of the caller's output (:func:`native_stderr`) and logged at DEBUG level.
     """
     import ray
     import ray.data
@@ -425,9 +455,9 @@ def ray_batch_predict(
     if not items:
         raise ValueError("no files to predict")
     context = ray.data.DataContext.get_current()
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no "progress bars disabled" notice
     context.enable_progress_bars = False  # keep notebook output readable
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     dataset = ray.data.from_items(items).map_batches(
         _RayDataPredictor,
         fn_constructor_kwargs={
@@ -441,4 +471,9 @@ def ray_batch_predict(
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus,
     )
-    return {row["path"]: np.asarray(row["logits"]) for row in dataset.take_all()}
+    native: list[str] = []
+    with native_stderr(native):
+        rows = dataset.take_all()
+    for line in native:
+        _log.debug("Ray: %s", line)
+    return {row["path"]: np.asarray(row["logits"]) for row in rows}

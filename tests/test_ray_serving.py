@@ -85,3 +85,15 @@ def test_ray_serve_speaks_predict_and_v2_and_leaves_nothing_behind(tmp_path) -> 
     assert cluster.leftover_processes == []
     assert ray_processes(cluster.temp_dir) == []
     assert not any(re.search(r"\x1b\[", line) for line in cluster.shutdown_messages)
+
+
+def test_native_stderr_collects_what_bypasses_sys_stderr() -> None:
+    import os
+
+    from helpers.ray_serving import native_stderr
+
+    lines: list[str] = []
+    with native_stderr(lines):
+        os.write(2, b"\x1b[33mE1201 12:00:00.000000 1 core_worker.cc:1] from C++\x1b[0m\n")
+    assert lines == ["E1201 12:00:00.000000 1 core_worker.cc:1] from C++"]
+    os.write(2, b"")  # descriptor 2 is usable again

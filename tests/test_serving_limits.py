@@ -190,3 +190,4 @@ def test_a_served_connection_gets_a_fresh_deadline(quick_server) -> None:
             time.sleep(0.6)
         closed, data = _closed_within(sock, 3)  # then idle: closed
     assert closed and data == b""
+
