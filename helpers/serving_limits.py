@@ -10,11 +10,12 @@ pieces, on uvicorn and on Ray Serve alike:
 - :func:`read_body` reads a body in chunks with a size cap (413) and a **deadline** (408): a
   client that sends one byte a second cannot hold a connection and a worker forever.
 - :class:`PixelBudget` bounds the pixels decoded at the same time across all requests: a 25 MP
-  photo decodes to ~300 MB of RGB copies, so sixteen of them at once would take ~5 GB. Requests
-  beyond the budget wait their turn (503 after a wait limit). :func:`header_pixels` reads an
-  image's size from its header without decoding it; :func:`release_free_memory` hands memory
-  freed after a large decode back to the operating system (glibc's ``malloc_trim``), so the
-  server's resident memory returns to its idle level instead of staying at the peak.
+  photo decodes to 75 MB of RGB pixels and the decoding path holds several copies, so sixteen
+  at once need gigabytes. Requests beyond the budget wait their turn (503 after a wait limit).
+  :func:`header_pixels` reads an image's size from its header without decoding it;
+  :func:`release_free_memory` hands memory freed after a large decode back to the operating
+  system (glibc's ``malloc_trim``), so the server's resident memory returns to its idle level
+  instead of staying at the peak.
 - :func:`header_deadline_protocol` is uvicorn's HTTP protocol plus a **header deadline**: a
   connection that sends no complete request head within the deadline (an idle connection that
   never sends anything, or headers trickled byte by byte) is closed — with a 408 if it had started
