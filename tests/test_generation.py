@@ -238,3 +238,141 @@ def test_weight_bytes_and_bandwidth_bound(tiny):
     assert 0.9 * params * 4 < wb < 1.3 * params * 4
     assert g.bandwidth_bound_tokens_per_s(10**9, 20.0) == pytest.approx(20.0)
     assert g.bandwidth_bound_tokens_per_s(10**9, 20.0, batch=4) == pytest.approx(80.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad prompts: a clear error before any compute (empty prompt, prompt beyond the context)
+# ---------------------------------------------------------------------------------------------
+
+
+class _CountingStep:
+    """A step function that counts its calls (to prove an error came before any compute)."""
+
+    def __init__(self, step):
+        self.step, self.calls = step, 0
+
+    def __call__(self, feed):
+        self.calls += 1
+        return self.step(feed)
+
+
+class _CountingModel:
+    """A transformers model whose ``generate`` counts its calls."""
+
+    def __init__(self, model):
+        self.model, self.config, self.calls = model, model.config, 0
+
+    def generate(self, **kwargs):
+        self.calls += 1
+        return self.model.generate(**kwargs)
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_empty_prompt_is_a_clear_error_before_any_compute(tiny, runtime):
+    model, tok, path = tiny
+    step = torch_step(model) if runtime == "torch" else g.step_function(
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+    counting = _CountingStep(step)
+    gen = g.Generator(counting, g.CacheLayout.from_config(model.config), eos_token_id=50256)
+    empty = g.encode_prompts(tok, "")
+    assert empty["input_ids"].shape == (1, 0)
+    with pytest.raises(g.EmptyPromptError, match="empty"):
+        gen.generate(**empty, max_new_tokens=4)
+    with pytest.raises(g.EmptyPromptError):
+        gen.stream(tok, "", max_new_tokens=4)  # raised by the call itself, not at the first piece
+    with pytest.raises(g.EmptyPromptError):
+        g.next_token_candidates(gen, tok, [""])
+    with pytest.raises(g.EmptyPromptError, match="prompt 1 of the batch"):
+        gen.generate(**g.encode_prompts(tok, ["Hello", ""]), max_new_tokens=4)  # a row of padding only
+    assert counting.calls == 0
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        gen.generate(**g.encode_prompts(tok, "Hello"), max_new_tokens=0)
+    assert counting.calls == 0
+
+
+def test_hf_generate_checks_the_prompt_before_any_compute(tiny):
+    model, tok, _ = tiny
+    counting = _CountingModel(model)
+    with pytest.raises(g.EmptyPromptError):
+        g.hf_generate(counting, **g.encode_prompts(tok, ""), max_new_tokens=4)
+    enc = g.encode_prompts(tok, "Hello there")
+    with pytest.raises(g.ContextLengthError, match=f"context of {CONTEXT}"):
+        g.hf_generate(counting, **enc, max_new_tokens=2 * CONTEXT)
+    with pytest.raises(g.ContextLengthError):
+        g.hf_generate(counting, **enc, max_new_tokens=CONTEXT - 1)  # one token too many
+    assert counting.calls == 0
+    new, _ = g.hf_generate(counting, **enc, max_new_tokens=CONTEXT - enc["input_ids"].shape[1], stop_on_eos=False)
+    assert counting.calls == 1 and new.shape[1] == CONTEXT - enc["input_ids"].shape[1]
+
+
+def test_check_prompt_validates_shapes_and_types():
+    ids, mask = g.check_prompt([1, 2, 3], None, 2, 10)
+    assert ids.shape == mask.shape == (1, 3) and ids.dtype == mask.dtype == np.int64
+    with pytest.raises(ValueError, match="does not match"):
+        g.check_prompt(np.ones((1, 3), np.int64), np.ones((1, 4), np.int64), 2, 10)
+    with pytest.raises(ValueError, match="integer token ids"):
+        g.check_prompt(np.ones((1, 3), np.float32), None, 2, 10)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        g.check_prompt([1, 2], None, 2.5, 10)
+    kept, _ = g.check_prompt(np.arange(1, 9)[None], None, 4, 10, truncate_prompt=True)
+    assert kept.tolist() == [[3, 4, 5, 6, 7, 8]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam search: token for token transformers' generate(num_beams=4, do_sample=False)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_beam_search_matches_transformers_on_a_left_padded_batch(tiny, ort_gen):
+    model, tok, _ = tiny
+    enc = g.encode_prompts(tok, PROMPTS)
+    for stop in (False, True):
+        ref, _ = g.hf_generate(model, **enc, max_new_tokens=8, num_beams=4, stop_on_eos=stop)
+        out = g.beam_search(ort_gen, **enc, num_beams=4, max_new_tokens=8, stop_on_eos=stop)
+        assert np.array_equal(out.new_tokens, ref), (out.new_tokens, ref)
+    greedy = ort_gen.generate(**enc, max_new_tokens=8, stop_on_eos=False).new_tokens
+    assert not np.array_equal(out.new_tokens, greedy)  # beams found other continuations
+    assert out.scores.shape == (2,) and np.all(out.scores < 0)
+
+
+def test_beam_search_with_an_eos_that_occurs(tiny, ort_gen):
+    """Hypotheses that finish early (EOS) are kept, scored with the length penalty, padded."""
+    model, tok, _ = tiny
+    enc = g.encode_prompts(tok, PROMPTS)
+    greedy = ort_gen.generate(**enc, max_new_tokens=6, stop_on_eos=False).new_tokens
+    eos = int(greedy[0, 2])  # a token the beams meet
+    saved = model.config.eos_token_id
+    model.config.eos_token_id = eos
+    try:
+        gen = g.Generator(ort_gen.run, ort_gen.layout, eos_token_id=eos, pad_token_id=eos)
+        for penalty, early in ((1.0, False), (2.0, True), (0.5, "never")):
+            ref, _ = g.hf_generate(model, **enc, max_new_tokens=8, num_beams=4, pad_token_id=eos,
+                                   length_penalty=penalty, early_stopping=early)
+            out = g.beam_search(gen, **enc, num_beams=4, max_new_tokens=8, length_penalty=penalty,
+                                early_stopping=early)
+            assert np.array_equal(out.new_tokens, ref), (penalty, early, out.new_tokens, ref)
+    finally:
+        model.config.eos_token_id = saved
+
+
+def test_beam_search_on_llama_in_pytorch_and_one_beam_is_greedy():
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+    )
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    ids = np.array([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
+    mask = (ids != 0).astype(np.int64)
+    loop = g.Generator(torch_step(model), g.CacheLayout.from_config(cfg), eos_token_id=2, pad_token_id=3)
+    ref, _ = g.hf_generate(model, ids, mask, max_new_tokens=6, num_beams=3, stop_on_eos=False, pad_token_id=3)
+    assert np.array_equal(g.beam_search(loop, ids, mask, num_beams=3, max_new_tokens=6, stop_on_eos=False).new_tokens, ref)
+    with pytest.raises(ValueError, match="non-zero pad_token_id"):  # transformers would fail deep inside
+        g.hf_generate(model, ids, mask, max_new_tokens=6, num_beams=3, stop_on_eos=False)
+    one = g.beam_search(loop, ids, mask, num_beams=1, max_new_tokens=6, stop_on_eos=False)
+    assert np.array_equal(one.new_tokens, loop.generate(ids, mask, max_new_tokens=6, stop_on_eos=False).new_tokens)
+    with pytest.raises(ValueError, match="num_beams"):
+        g.beam_search(loop, ids, mask, num_beams=0)
+    with pytest.raises(g.EmptyPromptError):
+        g.beam_search(loop, np.zeros((1, 0), np.int64), max_new_tokens=3)

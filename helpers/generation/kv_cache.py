@@ -55,6 +55,12 @@ class CacheLayout:
         return [f"present.{i}.{kv}" for i in range(self.num_layers) for kv in ("key", "value")]
 
     @property
+    def new_names(self) -> list[str]:
+        """Outputs of the KV-buffer graph (:func:`helpers.generation.export_with_kv_buffer`): the
+        keys and values of the *new* tokens only, ``new.{layer}.key`` / ``.value``."""
+        return [f"new.{i}.{kv}" for i in range(self.num_layers) for kv in ("key", "value")]
+
+    @property
     def input_names(self) -> list[str]:
         """All graph inputs in positional order."""
         return ["input_ids", "attention_mask", "position_ids", *self.past_names]

@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from helpers.generation.kv_cache import CacheLayout
-from helpers.generation.tokens import encode_prompts, greedy, position_ids_from_mask, sample
+from helpers.generation.tokens import (
+    ContextLengthError,
+    check_prompt,
+    encode_prompts,
+    greedy,
+    position_ids_from_mask,
+    sample,
+)
 from helpers.images import softmax
 
 __all__ = [
@@ -19,18 +26,12 @@ __all__ = [
     "GenerationOutput",
     "Generator",
     "StepFn",
-    "bandwidth_bound_tokens_per_s",
     "hf_generate",
     "next_token_candidates",
-    "onnx_weight_bytes",
     "step_function",
 ]
 
 StepFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
-
-
-class ContextLengthError(ValueError):
-    """The prompt plus the requested new tokens do not fit in the model's context window."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,19 +68,23 @@ def step_function(target: Any) -> StepFn:
 def next_token_candidates(
     generator: Generator, tokenizer: Any, prompts: str | Sequence[str], *, k: int = 5
 ) -> Any:
-    """One-step search: the ``k`` most likely next tokens of each prompt with their probabilities.
+    """The ``k`` most likely next tokens of each prompt with their probabilities.
 
-    Runs a single prefill step of the exported model (as ONNX Runtime's GPT-2 one-step search
-    notebook does) and returns a pandas DataFrame: prompt, rank, token_id, token, probability.
+    One prefill step of the exported model, then a softmax over the last position's logits:
+    no search at all, just the candidates a search (greedy takes rank 1; beam search keeps
+    several, see :func:`helpers.generation.beam_search`) or a UI's suggestions start from.
+    Returns a pandas DataFrame: prompt, rank, token_id, token, probability.
     """
     import pandas as pd
 
     if isinstance(prompts, str):
         prompts = [prompts]
     enc = encode_prompts(tokenizer, prompts)
+    ids, mask = check_prompt(enc["input_ids"], enc["attention_mask"], 1, generator.layout.max_positions)
     feed = {
-        **enc,
-        "position_ids": position_ids_from_mask(enc["attention_mask"]),
+        "input_ids": ids,
+        "attention_mask": mask,
+        "position_ids": position_ids_from_mask(mask),
         **generator.layout.empty_past(len(prompts)),
     }
     probs = softmax(generator.run(feed)["logits"][:, -1, :])
@@ -197,32 +202,29 @@ class Generator:
     # -- the loop ------------------------------------------------------------------------------
 
     def check_context(
-        self, input_ids: np.ndarray, attention_mask: np.ndarray, max_new_tokens: int,
+        self, input_ids: np.ndarray, attention_mask: np.ndarray | None, max_new_tokens: int,
         *, truncate_prompt: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raise :class:`ContextLengthError` if prompt + new tokens exceed the context window.
+        """Validate a prompt before any compute (:func:`helpers.generation.check_prompt`).
 
-        With ``truncate_prompt=True`` the prompt's *oldest* tokens are dropped instead (the
-        documented alternative), keeping room for ``max_new_tokens``.
+        Raises :class:`EmptyPromptError` for an empty prompt and :class:`ContextLengthError`
+        if prompt + new tokens exceed the context window; with ``truncate_prompt=True`` the
+        prompt's *oldest* tokens are dropped instead, keeping room for ``max_new_tokens``.
         """
-        limit = self.layout.max_positions
-        width = input_ids.shape[1]
-        if limit is None or width + max_new_tokens <= limit:
-            return input_ids, attention_mask
-        if max_new_tokens >= limit:
-            raise ContextLengthError(
-                f"max_new_tokens={max_new_tokens} alone exceeds the model's context of {limit} "
-                "tokens."
-            )
-        if not truncate_prompt:
-            raise ContextLengthError(
-                f"prompt of {width} tokens + max_new_tokens={max_new_tokens} = "
-                f"{width + max_new_tokens} exceeds the model's context of {limit} tokens. "
-                "Shorten the prompt, ask for fewer tokens, or pass truncate_prompt=True to keep "
-                f"only the last {limit - max_new_tokens} prompt tokens."
-            )
-        keep = limit - max_new_tokens
-        return input_ids[:, -keep:], attention_mask[:, -keep:]
+        return check_prompt(
+            input_ids, attention_mask, max_new_tokens, self.layout.max_positions,
+            truncate_prompt=truncate_prompt,
+        )
+
+    @staticmethod
+    def choose(
+        last: np.ndarray, strategy: str, rng: np.random.Generator,
+        *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+    ) -> np.ndarray:
+        """The next token of every row from the last position's logits (greedy or sampled)."""
+        if strategy == "greedy":
+            return greedy(last)
+        return sample(last, rng, temperature=temperature, top_k=top_k, top_p=top_p)
 
     def iter_steps(
         self,
@@ -248,14 +250,6 @@ class Generator:
         """
         if strategy not in ("greedy", "sample"):
             raise ValueError("strategy must be 'greedy' or 'sample'")
-        input_ids = np.asarray(input_ids, dtype=np.int64)
-        if input_ids.ndim == 1:
-            input_ids = input_ids[None, :]
-        if attention_mask is None:
-            attention_mask = np.ones_like(input_ids)
-        attention_mask = np.asarray(attention_mask, dtype=np.int64)
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
         input_ids, attention_mask = self.check_context(
             input_ids, attention_mask, max_new_tokens, truncate_prompt=truncate_prompt
         )
@@ -276,10 +270,7 @@ class Generator:
         for _ in range(max_new_tokens):
             out = self.run(feed)
             last = out["logits"][:, -1, :]
-            if strategy == "greedy":
-                nxt = greedy(last)
-            else:
-                nxt = sample(last, rng, temperature=temperature, top_k=top_k, top_p=top_p)
+            nxt = self.choose(last, strategy, rng, temperature=temperature, top_k=top_k, top_p=top_p)
             nxt = np.where(finished, self.pad_token_id, nxt)
             yield nxt, last
             if stop_on_eos and eos.size:
@@ -316,15 +307,15 @@ class Generator:
         **kwargs: Any,
     ) -> GenerationOutput:
         """Run the loop to the end; keyword arguments as in :meth:`iter_steps`."""
-        input_ids = np.asarray(input_ids, dtype=np.int64)
-        if input_ids.ndim == 1:
-            input_ids = input_ids[None, :]
+        prompt, mask = self.check_context(
+            input_ids, attention_mask, max_new_tokens, truncate_prompt=kwargs.pop("truncate_prompt", False)
+        )
         tokens: list[np.ndarray] = []
         logits: list[np.ndarray] = []
         t0 = time.perf_counter()
         t_first = None
         stopped = "max_new_tokens"
-        it = self.iter_steps(input_ids, attention_mask, max_new_tokens=max_new_tokens, **kwargs)
+        it = self.iter_steps(prompt, mask, max_new_tokens=max_new_tokens, **kwargs)
         for nxt, last in it:
             if t_first is None:
                 t_first = time.perf_counter()
@@ -334,11 +325,7 @@ class Generator:
         t_end = time.perf_counter()
         if len(tokens) < max_new_tokens:
             stopped = "eos"
-        new = np.stack(tokens, axis=1) if tokens else np.zeros((input_ids.shape[0], 0), np.int64)
-        limit = self.layout.max_positions
-        prompt = input_ids
-        if limit is not None and prompt.shape[1] + max_new_tokens > limit:
-            prompt = prompt[:, -(limit - max_new_tokens):]  # it was truncated (truncate_prompt)
+        new = np.stack(tokens, axis=1) if tokens else np.zeros((prompt.shape[0], 0), np.int64)
         return GenerationOutput(
             sequences=np.concatenate([prompt, new], axis=1),
             new_tokens=new,
@@ -363,25 +350,33 @@ class Generator:
         """Yield the continuation of one prompt piece by piece, as soon as each token is known.
 
         Pieces are the difference between successive decodings of all generated tokens, so
-        characters split across byte-level BPE tokens appear only once complete.
+        characters split across byte-level BPE tokens appear only once complete. The prompt is
+        checked here, before the first piece is asked for (an empty prompt raises at once).
         """
         enc = encode_prompts(tokenizer, prompt)
-        ids: list[int] = []
+        ids, mask = self.check_context(
+            enc["input_ids"], enc["attention_mask"], max_new_tokens,
+            truncate_prompt=kwargs.pop("truncate_prompt", False),
+        )
+        return self._stream(tokenizer, ids, mask, max_new_tokens, kwargs)
+
+    def _stream(
+        self, tokenizer: Any, ids: np.ndarray, mask: np.ndarray, max_new_tokens: int, kwargs: dict
+    ) -> Iterator[str]:
+        generated: list[int] = []
         sent = ""
-        for nxt, _ in self.iter_steps(
-            enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens, **kwargs
-        ):
+        for nxt, _ in self.iter_steps(ids, mask, max_new_tokens=max_new_tokens, **kwargs):
             tok = int(nxt[0])
             if tok in self.eos_token_ids:
                 break
-            ids.append(tok)
-            text = tokenizer.decode(ids, skip_special_tokens=True)
+            generated.append(tok)
+            text = tokenizer.decode(generated, skip_special_tokens=True)
             if text.endswith("\ufffd"):
                 continue  # an incomplete UTF-8 character: wait for the next token
             if len(text) > len(sent):
                 yield text[len(sent):]
                 sent = text
-        text = tokenizer.decode(ids, skip_special_tokens=True)
+        text = tokenizer.decode(generated, skip_special_tokens=True)
         if len(text) > len(sent):
             yield text[len(sent):]
 
@@ -410,29 +405,42 @@ def hf_generate(
     stop_on_eos: bool = True,
     pad_token_id: int | None = None,
     return_logits: bool = False,
+    num_beams: int = 1,
+    length_penalty: float = 1.0,
+    early_stopping: bool | str = False,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Greedy ``model.generate`` on numpy inputs; returns (new tokens ``[batch, n]``, step logits).
+    """Deterministic ``model.generate`` on numpy inputs; returns (new tokens ``[batch, n]``, step logits).
 
+    Greedy with ``num_beams=1``, beam search (``do_sample=False``) otherwise.
     ``stop_on_eos=False`` forces exactly ``max_new_tokens`` (for fair timing: the same work as
-    the ONNX loop with ``stop_on_eos=False``). transformers
-    derives position ids from the attention mask (``cumsum(mask) - 1``), the rule the ONNX loop
-    copies, so left-padded rows get the same positions in both.
+    the ONNX loop with ``stop_on_eos=False``). transformers derives position ids from the
+    attention mask (``cumsum(mask) - 1``), the rule the ONNX loop copies, so left-padded rows
+    get the same positions in both. The prompt is checked first
+    (:func:`helpers.generation.check_prompt`): an empty prompt or one that does not fit the
+    model's context with ``max_new_tokens`` raises before any compute.
     """
     import torch
     from transformers import GenerationConfig
 
-    ids = torch.from_numpy(np.asarray(input_ids, dtype=np.int64))
-    if ids.ndim == 1:
-        ids = ids[None, :]
-    mask = (
-        torch.ones_like(ids) if attention_mask is None
-        else torch.from_numpy(np.asarray(attention_mask, dtype=np.int64))
+    ids_np, mask_np = check_prompt(
+        input_ids, attention_mask, max_new_tokens, CacheLayout.from_config(model.config).max_positions
     )
+    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+        raise ValueError(f"num_beams must be an integer >= 1, got {num_beams!r}")
+    ids, mask = torch.from_numpy(ids_np), torch.from_numpy(mask_np)
     cfg = model.config
     if pad_token_id is None:
         pad_token_id = cfg.pad_token_id if cfg.pad_token_id is not None else cfg.eos_token_id
     if isinstance(pad_token_id, list):
         pad_token_id = pad_token_id[0]
+    if num_beams > 1 and not stop_on_eos and not pad_token_id:
+        # transformers' beam search fills with `pad_token_id or eos_token_id[0]`: with pad 0 and
+        # no EOS it would fail with an IndexError deep inside generate.
+        raise ValueError(
+            f"beam search without EOS stopping needs a non-zero pad_token_id (got {pad_token_id!r}); "
+            "pass pad_token_id=..."
+        )
+    beams = {"num_beams": num_beams, "length_penalty": length_penalty, "early_stopping": early_stopping}
     gen_cfg = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
@@ -444,37 +452,10 @@ def hf_generate(
         bos_token_id=getattr(cfg, "bos_token_id", None),
         output_logits=return_logits,
         return_dict_in_generate=True,
+        **(beams if num_beams > 1 else {}),
     )
     with torch.inference_mode():
         out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
     new = out.sequences[:, ids.shape[1]:].numpy()
     logits = [t.float().numpy() for t in out.logits] if return_logits and out.logits else []
     return new, logits
-
-
-# ---------------------------------------------------------------------------------------------
-# Speed: the memory-bandwidth bound (tokens/s are measured with helpers.benchmark.interleaved)
-# ---------------------------------------------------------------------------------------------
-
-
-def onnx_weight_bytes(onnx_path: str | Path) -> int:
-    """Bytes of all initializers (weights) in an ONNX file -- what one decode step must read."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=True)
-    total = 0
-    for init in model.graph.initializer:
-        n = int(np.prod(init.dims)) if init.dims else 1
-        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
-        total += n * itemsize
-    return total
-
-
-def bandwidth_bound_tokens_per_s(weight_bytes: int, bandwidth_gb_s: float, batch: int = 1) -> float:
-    """Upper bound on decode tokens/s when every step must stream all weights from memory once.
-
-    At batch 1 a decode step is a chain of matrix-*vector* products: each weight is used once,
-    so time per token >= weight bytes / memory bandwidth. A batch of ``batch`` rows shares
-    that read, hence the bound scales with the batch.
-    """
-    return batch * bandwidth_gb_s * 1e9 / weight_bytes

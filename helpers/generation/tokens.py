@@ -9,7 +9,24 @@ import numpy as np
 
 from helpers.images import softmax
 
-__all__ = ["encode_prompts", "filter_logits", "greedy", "position_ids_from_mask", "sample"]
+__all__ = [
+    "ContextLengthError",
+    "EmptyPromptError",
+    "check_prompt",
+    "encode_prompts",
+    "filter_logits",
+    "greedy",
+    "position_ids_from_mask",
+    "sample",
+]
+
+
+class ContextLengthError(ValueError):
+    """The prompt plus the requested new tokens do not fit in the model's context window."""
+
+
+class EmptyPromptError(ValueError):
+    """A prompt (or one row of a batch) has no token to continue from."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,6 +55,75 @@ def encode_prompts(tokenizer: Any, prompts: str | Sequence[str]) -> dict[str, np
         "input_ids": enc["input_ids"].astype(np.int64),
         "attention_mask": enc["attention_mask"].astype(np.int64),
     }
+
+
+def check_prompt(
+    input_ids: Any,
+    attention_mask: Any | None,
+    max_new_tokens: int,
+    max_positions: int | None,
+    *,
+    truncate_prompt: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a prompt batch before any compute; return ``(input_ids, attention_mask)``.
+
+    Both come back as ``int64[batch, width]`` (a 1-D prompt becomes a batch of one; a missing
+    mask is all ones). Raises :class:`EmptyPromptError` for a prompt without tokens (or a batch
+    row that is all padding: a decoder needs one real token to continue from -- start from the
+    tokenizer's BOS token for "unconditional" text), ``ValueError`` for a bad ``max_new_tokens``
+    or mask, and :class:`ContextLengthError` when prompt + ``max_new_tokens`` exceed
+    ``max_positions``. With ``truncate_prompt=True`` the prompt's *oldest* tokens are dropped
+    instead, keeping room for ``max_new_tokens`` (a documented truncation).
+    """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int | np.integer):
+        raise ValueError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    ids = np.asarray(input_ids)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    if ids.ndim != 2 or ids.shape[0] == 0:
+        raise ValueError(f"input_ids must be [batch, tokens] with batch >= 1, got shape {ids.shape}")
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"input_ids must be integer token ids, got {ids.dtype}")
+    ids = ids.astype(np.int64)
+    if ids.shape[1] == 0:
+        raise EmptyPromptError(
+            "the prompt is empty (0 tokens): generation continues from the last token, so it needs "
+            "at least one; for text without a prompt, start from the tokenizer's BOS token."
+        )
+    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+    if mask.ndim == 1:
+        mask = mask[None, :]
+    if mask.shape != ids.shape:
+        raise ValueError(f"attention_mask shape {mask.shape} does not match input_ids {ids.shape}")
+    mask = mask.astype(np.int64)
+    empty = np.flatnonzero(mask.sum(axis=1) == 0)
+    if empty.size:
+        raise EmptyPromptError(
+            f"prompt {int(empty[0])} of the batch is empty (its attention mask is all padding): "
+            "every row needs at least one real token."
+        )
+    width = ids.shape[1]
+    if max_positions is None or width + max_new_tokens <= max_positions:
+        return ids, mask
+    if max_new_tokens >= max_positions:
+        raise ContextLengthError(
+            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the model's context of "
+            f"{max_positions} tokens."
+        )
+    if not truncate_prompt:
+        raise ContextLengthError(
+            f"prompt of {width} tokens + max_new_tokens={max_new_tokens} = {width + max_new_tokens} "
+            f"exceeds the model's context of {max_positions} tokens. Shorten the prompt, ask for "
+            "fewer tokens, or pass truncate_prompt=True to keep only the last "
+            f"{max_positions - max_new_tokens} prompt tokens."
+        )
+    keep = max_positions - max_new_tokens
+    ids, mask = ids[:, -keep:], mask[:, -keep:]
+    if (mask.sum(axis=1) == 0).any():
+        raise EmptyPromptError("after truncation a prompt of the batch has no real token left.")
+    return ids, mask
 
 
 def position_ids_from_mask(attention_mask: np.ndarray) -> np.ndarray:
