@@ -380,16 +380,28 @@ def quantize_dynamic_int8(
     return dst
 
 
+#: A u8 weight channel spans at least this fraction of its tensor's widest channel (see below).
+_MIN_CHANNEL_SPAN = 1e-3
+
+
 def _unsigned_weight_overrides(
     onnx_path: Path, nodes: Sequence[str], *, per_channel: bool, reduce_range: bool
 ) -> dict[str, list[dict[str, Any]]]:
-    """ORT ``TensorQuantOverrides`` storing the weights of the ``Conv`` nodes ``nodes`` as u8."""
+    """ORT ``TensorQuantOverrides`` storing the weights of the ``Conv`` nodes ``nodes`` as u8.
+
+    ORT enlarges too-small weight scales so that ``input_scale × weight_scale`` can hold the bias
+    in int32 — but only for symmetric s8 weights. For u8 weights a channel whose weights are all
+    ~0 (a "dead" channel, common in depthwise-separable networks) would get a tiny scale and a
+    clipped bias. So each channel's range is widened to at least ``_MIN_CHANNEL_SPAN`` of the
+    widest channel's (its weights still quantize exactly as before: to the zero point).
+    """
     import onnx
+    from onnx import numpy_helper
     from onnxruntime.quantization import QuantType
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    model = onnx.load(str(onnx_path))
     by_name = {n.name: n for n in model.graph.node}
-    initializers = {i.name for i in model.graph.initializer}
+    initializers = {i.name: i for i in model.graph.initializer}
     overrides: dict[str, list[dict[str, Any]]] = {}
     for name in nodes:
         node = by_name.get(name)
@@ -400,10 +412,20 @@ def _unsigned_weight_overrides(
             )
         if len(node.input) < 2 or node.input[1] not in initializers:
             raise QuantizationError(f"unsigned_weights: {name!r} has no constant weight")
-        entry: dict[str, Any] = {"quant_type": QuantType.QUInt8, "reduce_range": reduce_range}
-        if per_channel:
-            entry["axis"] = 0  # Conv weights: one scale per output channel
-        overrides[node.input[1]] = [entry]
+        first: dict[str, Any] = {"quant_type": QuantType.QUInt8, "reduce_range": reduce_range}
+        if not per_channel:
+            overrides[node.input[1]] = [first]
+            continue
+        weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float64)
+        flat = weight.reshape(weight.shape[0], -1)
+        rmin, rmax = np.minimum(flat.min(axis=1), 0.0), np.maximum(flat.max(axis=1), 0.0)
+        floor = _MIN_CHANNEL_SPAN * float((rmax - rmin).max() or 1.0)
+        rmax = rmax + np.maximum(floor - (rmax - rmin), 0.0)
+        channels = [
+            {"rmin": float(lo), "rmax": float(hi)} for lo, hi in zip(rmin, rmax, strict=True)
+        ]
+        channels[0].update(first, axis=0)  # Conv weights: one scale per output channel
+        overrides[node.input[1]] = channels
     return overrides
 
 
@@ -468,6 +490,10 @@ def static_recipes(onnx_path: str | Path, *, full: bool = True) -> dict[str, dic
     return recipes
 
 
+#: Part of every cache key: bump it when this module changes how a recipe's file is made.
+_RECIPE_VERSION = 2
+
+
 def _content_digest(onnx_path: Path, arrays: Iterable[np.ndarray] = ()) -> str:
     """SHA-256 of a model file (and its external data) and of calibration arrays."""
     digest = hashlib.sha256()
@@ -509,7 +535,7 @@ def cached_static_int8(
         lambda path: quantize_static_int8(src, path, reader, **options),
         what=what,
         filename="model.int8.onnx",
-        settings={"options": options},
+        settings={"options": options, "recipe": _RECIPE_VERSION},
         rebuild=rebuild,
     )
 
@@ -526,9 +552,30 @@ def cached_dynamic_int8(
         lambda path: quantize_dynamic_int8(src, path, **options),
         what=what,
         filename="model.int8.onnx",
-        settings={"options": options},
+        settings={"options": options, "recipe": _RECIPE_VERSION},
         rebuild=rebuild,
     )
+
+
+#: NNCF's quantization, run in a child process (see :func:`nncf_int8`).
+_NNCF_QUANTIZE = """
+import sys
+import numpy as np
+import nncf
+import openvino as ov
+src, dst, data, fix = sys.argv[1:5]
+with np.load(data) as archive:
+    samples = [archive[key] for key in sorted(archive.files, key=int)]
+options = {}
+if fix != "default":
+    fixes = {"enable": nncf.OverflowFix.ENABLE, "first_layer": nncf.OverflowFix.FIRST_LAYER,
+             "disable": nncf.OverflowFix.DISABLE}
+    options["advanced_parameters"] = nncf.AdvancedQuantizationParameters(overflow_fix=fixes[fix])
+model = ov.Core().read_model(src)
+quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples), **options)
+ov.save_model(quantized, dst)
+"""
+_OVERFLOW_FIXES = ("enable", "first_layer", "disable")
 
 
 def nncf_int8(
@@ -540,54 +587,70 @@ def nncf_int8(
 ) -> Path:
     """OpenVINO's post-training INT8 quantization (``nncf.quantize``), cached by content.
 
-    The fp32 ONNX file is read with ``openvino.Core().read_model``, quantized by NNCF on the
-    *same* calibration batches as :func:`quantize_static_int8` (one sample per NNCF item) and
-    saved as OpenVINO IR; returns the ``.xml`` path (its ``.bin`` lies next to it), to compile
-    with ``core.compile_model`` or :func:`helpers.runners.openvino_runner`.
+    The fp32 ONNX file (one input) is read with ``openvino.Core().read_model``, quantized by NNCF
+    on the *same* calibration batches as :func:`quantize_static_int8` (one sample per NNCF item)
+    and saved as OpenVINO IR; returns the ``.xml`` path (its ``.bin`` lies next to it), to
+    compile with ``core.compile_model`` or :func:`helpers.runners.openvino_runner`. NNCF runs in
+    a child process: its progress display and the log lines of the libraries it imports stay
+    out of the caller's output, and a failure is reported with NNCF's last error line.
 
     ``overflow_fix``: NNCF's remedy for u8 × s8 saturation on CPUs without VNNI — ``"enable"``
     (7-bit weights in every layer), ``"first_layer"`` (NNCF's default) or ``"disable"``;
-    ``None`` keeps NNCF's default. Raises :class:`QuantizationError` when NNCF is not installed.
+    ``None`` keeps NNCF's default.
+
+    Raises:
+        QuantizationError: NNCF or OpenVINO is not installed, a bad option, a model with more than
+            one input, or NNCF failed.
     """
-    try:
-        import nncf
-        import openvino as ov
-    except ImportError as exc:
+    import importlib.util
+
+    missing = [m for m in ("nncf", "openvino") if importlib.util.find_spec(m) is None]
+    if missing:
         raise QuantizationError(
-            f"nncf_int8 needs nncf and openvino ({exc.name} is not installed in this environment)"
-        ) from None
+            f"nncf_int8 needs nncf and openvino ({', '.join(missing)} not installed in this "
+            "environment)"
+        )
+    if overflow_fix is not None and overflow_fix not in _OVERFLOW_FIXES:
+        raise QuantizationError(f"overflow_fix must be one of {list(_OVERFLOW_FIXES)} or None")
     from helpers.cache import cached_export
+    from helpers.hardware import package_version
 
     src = _check_model_file(onnx_in)
-    reader = _calibration_arrays(calibration, src)
-    fixes = {"enable": "ENABLE", "first_layer": "FIRST_LAYER", "disable": "DISABLE"}
-    if overflow_fix is not None and overflow_fix not in fixes:
-        raise QuantizationError(f"overflow_fix must be one of {sorted(fixes)} or None")
-    samples = [
-        {name: array[i : i + 1] for name, array in batch.items()}
-        for batch in reader._batches
-        for i in range(len(next(iter(batch.values()))))
-    ]
     names = _input_names(src)
+    if len(names) != 1:
+        raise QuantizationError(f"nncf_int8 handles one-input models; {src.name} has {names}")
+    reader = _calibration_arrays(calibration, src)
+    samples = [
+        array[i : i + 1]
+        for batch in reader._batches
+        for array in batch.values()
+        for i in range(len(array))
+    ]
 
     def build(path: Path) -> None:
-        advanced = {}
-        if overflow_fix is not None:
-            advanced["advanced_parameters"] = nncf.AdvancedQuantizationParameters(
-                overflow_fix=getattr(nncf.OverflowFix, fixes[overflow_fix])
+        with tempfile.TemporaryDirectory(prefix="nncf-") as tmp:
+            data = Path(tmp) / "calibration.npz"
+            np.savez(data, **{str(i): sample for i, sample in enumerate(samples)})
+            fix = overflow_fix or "default"
+            proc = subprocess.run(
+                [sys.executable, "-c", _NNCF_QUANTIZE, str(src), str(path), str(data), fix],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
             )
-        model = ov.Core().read_model(str(src))
-        dataset = nncf.Dataset(samples, lambda item: item[names[0]] if len(names) == 1 else item)
-        quantized = nncf.quantize(model, dataset, subset_size=len(samples), **advanced)
-        ov.save_model(quantized, str(path))
+        if proc.returncode != 0 or not path.is_file():
+            lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+            raise QuantizationError(
+                f"nncf.quantize failed on {src.name}: {lines[-1] if lines else proc.returncode}"
+            )
 
-    digest = _content_digest(src, (s[n] for s in samples for n in names))
     return cached_export(
-        digest,
+        _content_digest(src, samples),
         build,
         what="nncf int8",
         filename="model.xml",
-        settings={"overflow_fix": overflow_fix, "nncf": getattr(nncf, "__version__", "")},
+        settings={"overflow_fix": overflow_fix, "nncf": package_version("nncf") or ""},
         rebuild=rebuild,
     )
 

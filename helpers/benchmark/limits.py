@@ -508,7 +508,7 @@ def measure_limits(
     seconds: float = 0.4,
     bandwidth: bool = True,
     tolerance: float = 0.10,
-    max_repeats: int = 4,
+    max_repeats: int = 5,
     megabytes: int = 256,
     warn: bool = True,
 ) -> Limits:

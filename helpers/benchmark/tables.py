@@ -150,7 +150,9 @@ def _row_precision(
         value = precisions[label]
         return None if value is None else limit_key(value)
     device = str(getattr(runner, "device", "") or "")
-    if device.startswith("cuda"):
+    providers = getattr(runner, "providers_actual", None) or []
+    gpu_providers = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider"}
+    if device.startswith("cuda") or (providers and providers[0] in gpu_providers):
         return None  # a GPU's limits are not the CPU's
     return limit_key(getattr(runner, "precision", None) or "float32")
 
