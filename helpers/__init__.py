@@ -32,6 +32,7 @@ Running and measuring models:
 Models and tasks:
 
 - ``catalog``        canonical / offline-real / tiny models behind one call
+- ``packaged_models`` real pretrained models shipped inside PyPI packages: files and loading
 - ``tiny_models``    tiny hand-written models (one lesson point each) and a tiny ONNX classifier
 - ``images``         photos, labels, preprocessing with and without torch, softmax and top-k
 - ``classify``       the image-classification application, identical on every runner
@@ -41,6 +42,7 @@ Models and tasks:
 - ``qa_dataset``     a small SQuAD-format QA data set generated from them, split by entity
 - ``qa_finetune``    MiniLM-L6 fine-tuned on those facts: a QA model that answers offline
 - ``squad_metrics``  SQuAD exact match and token F1
+- ``qa_speed``       QA at BERT-base size: fused ORT graphs, bf16, INT8 runners for timing
 - ``embeddings``     sentence embeddings: mean pooling (eager and in-graph), cosine similarity
 - ``generation/``    autoregressive generation on ONNX Runtime: KV-cache export, tokens, the loop
 

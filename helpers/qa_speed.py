@@ -16,8 +16,9 @@ BERT-base model for timing, and runners for every runtime and precision.
   compute each precision on this CPU is :func:`helpers.benchmark.precision_hardware`);
   :func:`Autocast` runs a PyTorch module under ``torch.autocast("cpu", torch.bfloat16)``.
 
-Timing them, each row against the limit of its own precision, is :func:`helpers.benchmark.compare`
-with ``limits=helpers.benchmark.measure_limits(...)`` and ``precisions=TimingSet.precisions``.
+Timing them, each row against the limit of the arithmetic it runs, is
+:func:`helpers.benchmark.compare` with ``limits=helpers.benchmark.measure_limits(...)`` and
+``precisions=TimingSet.limit_precisions()``.
 """
 
 from __future__ import annotations
@@ -276,6 +277,17 @@ class TimingSet:
     files: dict[str, Path]
     fusion: FusionResult
     notes: list[str]
+
+    def limit_precisions(self) -> dict[str, str]:
+        """The precision whose limit bounds each runner (for ``helpers.benchmark.compare``): its
+        own, except bf16 on a CPU without bf16 instructions, whose arithmetic then runs in fp32."""
+        from helpers.benchmark import precision_hardware
+
+        native = precision_hardware("bfloat16")["native"]
+        return {
+            label: "float32" if p == "bfloat16" and not native else p
+            for label, p in self.precisions.items()
+        }
 
 
 def _export(model: Any, digest: str, name: str) -> Path:

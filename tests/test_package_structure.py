@@ -138,7 +138,7 @@ def test_a_wheel_holds_every_subpackage(tmp_path: Path) -> None:
 
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(PACKAGE, source / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run(

@@ -109,3 +109,19 @@ def test_autocast_runs_in_bf16_and_returns_fp32(small_bert):
     assert start.dtype == torch.float32 and start.shape == (1, 32)
     diff = (start - reference.start_logits).abs().max().item()
     assert 0 < diff < 0.1  # bf16 arithmetic: close, but not the fp32 numbers
+
+
+def test_bf16_rows_are_bounded_by_fp32_without_bf16_instructions(monkeypatch):
+    import helpers.benchmark as benchmark
+
+    timing = qa_speed.TimingSet(
+        runners={},
+        precisions={"eager": "float32", "autocast": "bfloat16", "int8": "int8"},
+        files={},
+        fusion=qa_speed.FusionResult(path=None, tool="", operators={}),
+        notes=[],
+    )
+    monkeypatch.setattr(benchmark, "precision_hardware", lambda p: {"native": False})
+    assert timing.limit_precisions() == {"eager": "float32", "autocast": "float32", "int8": "int8"}
+    monkeypatch.setattr(benchmark, "precision_hardware", lambda p: {"native": True})
+    assert timing.limit_precisions()["autocast"] == "bfloat16"

@@ -2,12 +2,14 @@
 
 - :mod:`.timing` — :func:`benchmark` (warm-up, many timed runs, percentiles, the machine's
   fingerprint), :func:`interleaved` rounds of several workloads (tokens/s, images/s),
-  :func:`best_of` for hardware probes, :func:`percentile`.
+  :func:`percentile`.
 - :mod:`.limits` — the machine's limits per precision, measured robustly (:func:`measure_limits`:
   fp32/bf16/int8 GEMM peaks and memory bandwidth, repeated probes with their spread, a busy
-  warning; :func:`measure_gemm_peak`, :func:`measure_memory_bandwidth` for one probe), which
-  instructions run each precision here (:func:`precision_hardware`) and :func:`count_flops`,
-  for "% of the limit".
+  warning; :func:`measure_gemm_peak`, :func:`measure_memory_bandwidth` for one probe;
+  :func:`best_of`, the probes' statistic), which instructions run each precision here
+  (:func:`precision_hardware`) and :func:`count_flops`, for "% of the limit".
+- :mod:`.throughput` — :func:`measure_throughput` (items per second with several requests in
+  flight, by threads or a runner's own queue), :class:`ThroughputResult`, :func:`throughput_frame`.
 - :mod:`.tables` — :func:`compare` (several runners against a baseline, with speed-ups and each
   row's limit for its own precision), :func:`results_frame`, :func:`plot_latencies`.
 
@@ -18,6 +20,7 @@ from helpers.benchmark.limits import (
     LIMIT_PRECISIONS,
     Limits,
     Probe,
+    best_of,
     count_flops,
     last_limits,
     limit_key,
@@ -29,12 +32,11 @@ from helpers.benchmark.limits import (
     repeat_until_stable,
 )
 from helpers.benchmark.tables import compare, plot_latencies, results_frame
-from helpers.benchmark.throughput import ThroughputResult, measure_throughput, throughput_frame  # noqa: F401
+from helpers.benchmark.throughput import ThroughputResult, measure_throughput, throughput_frame
 from helpers.benchmark.timing import (
     BenchmarkResult,
     Workload,
     benchmark,
-    best_of,
     interleaved,
     measurement_fingerprint,
     percentile,
@@ -45,6 +47,7 @@ __all__ = [
     "BenchmarkResult",
     "Limits",
     "Probe",
+    "ThroughputResult",
     "Workload",
     "benchmark",
     "best_of",
@@ -57,10 +60,12 @@ __all__ = [
     "measure_gemm_peak",
     "measure_limits",
     "measure_memory_bandwidth",
+    "measure_throughput",
     "measurement_fingerprint",
     "percentile",
     "plot_latencies",
     "precision_hardware",
     "repeat_until_stable",
     "results_frame",
+    "throughput_frame",
 ]

@@ -24,16 +24,17 @@ from __future__ import annotations
 import functools
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.benchmark.timing import best_of
 from helpers.hardware import cpu_features, cpu_info
 from helpers.runners.torch_family import torch_threads
 
 __all__ = [
+    "best_of",
     "LIMIT_PRECISIONS",
     "Limits",
     "Probe",
@@ -57,6 +58,25 @@ _ORT_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "float16": "FLOAT16", "in
 # ----------------------------------------------------------------------------------------------
 # Which precision, on which instructions
 # ----------------------------------------------------------------------------------------------
+def best_of(fn: Callable[[], Any], seconds: float, *, min_reps: int = 3, max_reps: int = 1000) -> float:
+    """The smallest wall time (ns) of ``fn()`` over calls repeated for about ``seconds``.
+
+    One untimed warm-up call first (allocation, kernel choice, thread wake-up); then at least
+    ``min_reps`` and at most ``max_reps`` timed calls. The *minimum* is the right statistic for
+    probing what hardware can do: interference from other work only ever makes a run slower.
+    """
+    fn()
+    best = math.inf
+    deadline = time.perf_counter() + seconds
+    reps = 0
+    while reps < min_reps or (time.perf_counter() < deadline and reps < max_reps):
+        start = time.perf_counter_ns()
+        fn()
+        best = min(best, time.perf_counter_ns() - start)
+        reps += 1
+    return float(best)
+
+
 def limit_key(precision: Any) -> str:
     """The limit a runner's ``precision`` is compared with: ``"float32"``, ``"bfloat16"``,
     ``"float16"``, ``"float64"`` or ``"int8"`` (``"fp32"``, ``"f32"``, ``"bf16"``, ``"uint8"``,

@@ -25,8 +25,8 @@ Three more loops build on the same clock:
 - :func:`interleaved` — several workloads (each a callable doing a fixed amount of work: tokens,
   images) timed in *rounds*, every workload once per round, so a change in the machine's load
   hits all of them alike; returns seconds per call and items per second.
-- :func:`best_of` — the fastest of many repetitions, for probing what the hardware can do
-  (:mod:`helpers.benchmark.limits`): interference only ever slows a run down.
+- :func:`helpers.benchmark.limits.best_of` — the fastest of many repetitions, for probing what
+  the hardware can do: interference only ever slows a run down.
 - :func:`percentile` — the statistic every result uses (also for HTTP load tests).
 """
 
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.benchmark.limits import last_limits
 from helpers.hardware import fingerprint as _fingerprint
 from helpers.results import jsonable
 from helpers.runners.torch_family import torch_threads
@@ -52,7 +53,6 @@ __all__ = [
     "BenchmarkResult",
     "Workload",
     "benchmark",
-    "best_of",
     "interleaved",
     "measurement_fingerprint",
     "percentile",
@@ -301,32 +301,11 @@ def measurement_fingerprint() -> dict[str, Any]:
     """:func:`helpers.hardware.fingerprint` plus, once :func:`helpers.benchmark.measure_limits`
     has run in this process, ``"limits"``: the measured peaks with every reading and their
     spread — so each result says how far the machine's own limits could be trusted."""
-    from helpers.benchmark.limits import last_limits
-
     info = _fingerprint()
     limits = last_limits()
     if limits is not None:
         info["limits"] = limits.summary()
     return info
-
-
-def best_of(fn: Callable[[], Any], seconds: float, *, min_reps: int = 3, max_reps: int = 1000) -> float:
-    """The smallest wall time (ns) of ``fn()`` over calls repeated for about ``seconds``.
-
-    One untimed warm-up call first (allocation, kernel choice, thread wake-up); then at least
-    ``min_reps`` and at most ``max_reps`` timed calls. The *minimum* is the right statistic for
-    probing what hardware can do: interference from other work only ever makes a run slower.
-    """
-    fn()
-    best = math.inf
-    deadline = time.perf_counter() + seconds
-    reps = 0
-    while reps < min_reps or (time.perf_counter() < deadline and reps < max_reps):
-        start = time.perf_counter_ns()
-        fn()
-        best = min(best, time.perf_counter_ns() - start)
-        reps += 1
-    return float(best)
 
 
 @dataclass(frozen=True)
