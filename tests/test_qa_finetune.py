@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import qa_finetune
+from helpers.cache import CacheWarning
 from helpers.qa_dataset import generate
 from helpers.qa_finetune import (
     TINY,
@@ -157,7 +158,8 @@ def test_build_once_then_load_from_cache_and_rebuild_a_corrupt_entry(base, cache
 
     weights = first.folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
-    rebuilt = load_qa_model(base, MICRO, progress=False)
+    with pytest.warns(CacheWarning, match="damaged.*truncated"):  # said, not silently repaired
+        rebuilt = load_qa_model(base, MICRO, progress=False)
     assert "rebuilt" in rebuilt.note and weights.stat().st_size > 1000
 
 
