@@ -562,7 +562,7 @@ def _base_model(base_folder: Path, settings: TrainSettings, seed: int) -> tuple[
         overrides["attention_probs_dropout_prob"] = settings.dropout
     config = AutoConfig.from_pretrained(folder, **overrides)
     with quiet_transformers(), seeded(seed):
-        model = AutoModelForQuestionAnswering.from_pretrained(folder, config=config)
+        model = AutoModelForQuestionAnswering.from_pretrained(folder, config=config, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer
 
@@ -659,7 +659,7 @@ def load_qa_model(
         folder=CACHE_FOLDER,
     )
     with quiet_transformers():
-        model = AutoModelForQuestionAnswering.from_pretrained(folder)
+        model = AutoModelForQuestionAnswering.from_pretrained(folder, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     metrics = json.loads((folder / _METRICS_FILE).read_text(encoding="utf-8"))
     return FineTunedQA(

@@ -103,13 +103,13 @@ def onnx_path(model: TinyConvNet, tmp_path_factory: pytest.TempPathFactory) -> P
 # ------------------------------------------------------------------ PyTorch eager
 
 
-def test_torch_runner_matches_model_and_restores_threads(model, batch, expected) -> None:
+def test_torch_runner_matches_model_and_describes_its_threads(model, batch, expected) -> None:
     before = torch.get_num_threads()
     runner = torch_runner(model, SPECS, OUTPUTS, threads=1)
     out = runner(batch)
     assert set(out) == {"logits"} and isinstance(out["logits"], np.ndarray)
     np.testing.assert_allclose(out["logits"], expected, rtol=1e-5, atol=1e-6)
-    assert torch.get_num_threads() == before  # set for the call, restored afterwards
+    assert torch.get_num_threads() == before  # a call never changes the process's setting
     info = runner.describe()
     assert info["runtime"] == "pytorch" and info["device"] == "cpu"
     assert info["threads"]["intra_op"] == 1 and info["version"] == torch.__version__
@@ -365,6 +365,42 @@ def _layouts(x: np.ndarray) -> dict[str, np.ndarray]:
     }
     assert all(np.array_equal(v, x) and v.dtype.name == x.dtype.name for v in layouts.values())
     return layouts
+
+
+class _ThreadsSeen(torch.nn.Module):
+    """Records the torch intra-op thread count each forward pass ran with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.get_num_threads())
+        return x * 2
+
+
+def test_a_torch_runner_never_toggles_the_process_thread_count_per_call() -> None:
+    """PyTorch's thread count is shared by every thread of the process: a call used to set it to
+    the runner's count and back, racing with any other thread. Now plain calls run with the
+    process's setting, and the timing loops set the runner's count once around a measurement."""
+    from helpers.benchmark import benchmark, measure_throughput
+
+    module = _ThreadsSeen()
+    specs = [TensorSpec("x", ("batch", 2), "float32")]
+    runner = torch_runner(module, specs, ["y"], threads=1)
+    x = {"x": np.ones((1, 2), np.float32)}
+    with runners.torch_threads(2):
+        runner(x)
+        assert module.seen == [2]  # the process's count, untouched
+        with runner.thread_scope():
+            runner(x)
+        assert module.seen[-1] == 1 and torch.get_num_threads() == 2
+        module.seen.clear()
+        result = benchmark(runner, x, warmup=1, runs=3, min_runs=3, progress=False)
+        assert module.seen == [1] * 4 and result.threads["intra_op"] == 1
+        module.seen.clear()
+        measure_throughput(runner, x, requests=4, in_flight=2, warmup=0)
+        assert module.seen == [1] * 4 and torch.get_num_threads() == 2
 
 
 def test_every_runtime_gives_the_same_outputs_for_any_byte_order_and_layout(

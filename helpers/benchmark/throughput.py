@@ -15,6 +15,7 @@ Percentiles are :func:`helpers.benchmark.percentile`, as for every other result.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -134,7 +135,8 @@ def measure_throughput(
     warmup = 2 * in_flight if warmup is None else warmup
     validate_inputs(runner.inputs, inputs)
     timed = _timed_async if method == "async" else _timed_threads
-    seconds, latencies = timed(runner, inputs, requests=requests, in_flight=in_flight, warmup=warmup)
+    with getattr(runner, "thread_scope", contextlib.nullcontext)():  # e.g. PyTorch's process-wide thread count, once for the measurement
+        seconds, latencies = timed(runner, inputs, requests=requests, in_flight=in_flight, warmup=warmup)
     return ThroughputResult(
         label=label or getattr(runner, "name", type(runner).__name__),
         requests=requests, batch_size=_batch_of(inputs), in_flight=in_flight, seconds=seconds,

@@ -240,6 +240,7 @@ def benchmark(
             return run_fn(inputs)
 
         threads = _runner_threads(info)
+        scope = getattr(runner_or_callable, "thread_scope", contextlib.nullcontext)()
         name = getattr(runner_or_callable, "name", None)
         default_label = name if isinstance(name, str) and name else info.get("name")
         default_label = default_label or type(runner_or_callable).__name__
@@ -254,6 +255,7 @@ def benchmark(
                 return fn(inputs)
 
         threads = _current_threads()
+        scope = contextlib.nullcontext()
         default_label = label_of(fn)
     else:
         raise TypeError(
@@ -262,10 +264,26 @@ def benchmark(
         )
     label = label or str(default_label)
 
+    with scope:  # the runner's thread count for the whole measurement, never toggled per call
+        latencies_ns = _timed_loop(call, label, warmup=warmup, runs=runs, max_seconds=max_seconds,
+                                   min_runs=min_runs, progress=progress)
+    return BenchmarkResult(
+        label=label,
+        latencies_ms=np.asarray(latencies_ns, dtype=np.float64) / 1e6,
+        batch_size=batch_size,
+        threads=threads,
+        runner_info=info,
+        fingerprint=measurement_fingerprint(),
+    )
+
+
+def _timed_loop(call: Callable[[], Any], label: str, *, warmup: int, runs: int, max_seconds: float,
+                min_runs: int, progress: bool) -> list[int]:
+    """Warm-up calls, then timed calls (ns) until ``runs`` or ``max_seconds`` (at least ``min_runs``)."""
+    from tqdm.auto import tqdm
+
     for _ in range(warmup):
         call()
-
-    from tqdm.auto import tqdm
 
     bar = tqdm(
         total=runs,
@@ -286,15 +304,7 @@ def benchmark(
             bar.update(1)
     finally:
         bar.close()
-
-    return BenchmarkResult(
-        label=label,
-        latencies_ms=np.asarray(latencies_ns, dtype=np.float64) / 1e6,
-        batch_size=batch_size,
-        threads=threads,
-        runner_info=info,
-        fingerprint=measurement_fingerprint(),
-    )
+    return latencies_ns
 
 
 def measurement_fingerprint() -> dict[str, Any]:

@@ -232,6 +232,19 @@ class Runner(abc.ABC):
         ``graph_optimization_level``, ``performance_hint``, ...).
         """
 
+    def thread_scope(self) -> contextlib.AbstractContextManager[Any]:
+        """A context to enter around a *block* of timed calls, giving the runner its thread count.
+
+        ONNX Runtime and OpenVINO fix their threads per session or compiled model, so this does
+        nothing for them. PyTorch has one intra-op thread pool per process: a PyTorch runner's
+        ``threads`` is the count it is *measured* at, and its scope sets that for the block (and
+        restores it after). Plain calls never change the process's setting — state shared by
+        every thread is not toggled per call; the timing loops
+        (:func:`helpers.benchmark.benchmark`, :func:`helpers.benchmark.measure_throughput`)
+        enter the scope once per measurement.
+        """
+        return contextlib.nullcontext()
+
     def signature(self) -> str:
         """The expected inputs, e.g. ``"input_ids: int64[batch, seq], attention_mask: ..."``."""
         return format_signature(self.inputs)

@@ -148,9 +148,14 @@ class _TorchFamilyRunner(Runner):
             if not array.flags.writeable or not array.flags.c_contiguous:
                 array = np.array(array, order="C", copy=True)
             args.append(torch.from_numpy(array).to(self.device))
-        with torch_threads(self.threads), torch.inference_mode():
+        with torch.inference_mode():  # the thread count is the process's: see thread_scope()
             result = self._fn(*args)
         return _map_outputs(result, self.output_names)
+
+    def thread_scope(self) -> contextlib.AbstractContextManager[Any]:
+        """``torch_threads(self.threads)``: the block runs with the count this runner is measured
+        at (``None``: as the process has it). See :meth:`helpers.runners.Runner.thread_scope`."""
+        return torch_threads(self.threads)
 
     def describe(self) -> dict[str, Any]:
         import torch
@@ -207,8 +212,10 @@ def torch_runner(
 
     The model is called with positional arguments in the order of ``inputs``. Its output may be a
     tensor, a (nested) tuple/list, a dict or a transformers ``ModelOutput``; it is mapped to
-    ``output_names`` (by key when the keys match, else in order). ``threads`` sets
-    ``torch.set_num_threads`` for each call and restores the previous value afterwards.
+    ``output_names`` (by key when the keys match, else in order). ``threads`` is the
+    intra-op thread count the runner is measured at: the timing loops run it inside
+    :meth:`thread_scope` (``torch.set_num_threads`` for the block, restored after); a plain call
+    uses the process's setting, which PyTorch shares between all threads and no call changes.
     ``device="cuda"`` without a usable GPU warns and runs on the CPU (``strict=True`` raises).
     """
     device = _resolve_torch_device(device, strict=strict)
