@@ -21,6 +21,7 @@ Running and measuring models:
                      rounds, best-of probes), the machine's measured limits, comparison tables
                      and charts
 - ``parity``         numeric and task-level comparison of runners
+- ``precisions``     one name per numeric precision (fp32, bf16, int8 …), however it is spelled
 - ``envreport``      report: which environment, runtimes and execution providers really work here
 - ``export``         ONNX export and graph inspection (operator histogram, sizes in MiB)
 - ``quantize``       ONNX Runtime INT8 quantization (static QDQ with calibration, dynamic)

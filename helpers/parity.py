@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from helpers.precisions import precision_family
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -58,17 +60,10 @@ _SAME_GRAPH_RUNTIMES = {"pytorch", "torchscript", "torch.export"}
 
 
 def _precision_key(dtype: Any) -> str:
-    text = str(getattr(dtype, "name", dtype)).lower().replace("torch.", "")
-    if any(tag in text for tag in ("int8", "uint8", "qint", "quant", "int4")):
-        return "int8"
-    if text in ("bf16", "bfloat16"):
-        return "bfloat16"
-    if text in ("f16", "fp16", "float16", "half"):
-        return "float16"
-    if text in ("f64", "fp64", "float64", "double"):
-        return "float64"
-    if text in ("f32", "fp32", "float32", "float", "single"):
-        return "float32"
+    family = precision_family(dtype)
+    if family is not None:
+        return "int8" if family == "int4" else family  # int4 weights: int8's tolerances
+    text = str(getattr(dtype, "name", dtype)).lower()
     try:
         kind = np.dtype(text).kind
     except TypeError:

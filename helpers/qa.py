@@ -222,6 +222,9 @@ def _check_windows(
         raise QAInputError(f"padding must be 'max_length' or 'longest', got {padding!r}")
     if not getattr(tokenizer, "is_fast", False):
         raise QAInputError("encode needs a fast (Rust) tokenizer: offsets come from it")
+    side = getattr(tokenizer, "padding_side", "right")
+    if side != "right":
+        raise QAInputError("QA windows assume right padding (tokenizer.padding_side == 'right')")
     if not _is_count(max_length) or max_length < 1:
         raise QAInputError(f"max_length must be a positive number of tokens, got {max_length!r}")
     if not _is_count(stride):
@@ -286,10 +289,13 @@ def encode(
         padding=padding,
         max_positions=max_positions,
     )
+    return _tokenize_windows(tokenizer, qs, cs, max_length=max_length, stride=stride, padding=padding)
 
-    side = getattr(tokenizer, "padding_side", "right")
-    if side != "right":
-        raise QAInputError("QA windows assume right padding (tokenizer.padding_side == 'right')")
+
+def _tokenize_windows(
+    tokenizer: Any, qs: list[str], cs: list[str], *, max_length: int, stride: int, padding: str
+) -> QAFeatures:
+    """:func:`encode` after its checks (:func:`_check_windows`): the tokenisation itself."""
     enc = tokenizer(
         qs,
         cs,
@@ -569,14 +575,13 @@ def answer_questions(
     answers: list[Answer | None] = [None] * len(qs)
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
-        features = encode(
+        features = _tokenize_windows(  # every setting was checked above, for all questions
             tokenizer,
             [qs[i] for i in chunk],
             [cs[i] for i in chunk],
             max_length=max_length,
             stride=stride,
             padding=padding,
-            max_positions=max_positions,
         )
         starts, ends = [], []
         for first in range(0, len(features), batch_size):

@@ -64,6 +64,17 @@ def ort_gen(tiny):
 PROMPTS = ["The quick brown fox jumps over the lazy", "Hello"]
 
 
+def _tiny_llama() -> transformers.LlamaForCausalLM:
+    """2 layers, grouped-query attention (4 query / 2 KV heads), seeded weights; eos 2, pad 0."""
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+    )
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
 def test_layout_gpt2_and_llama():
     gpt2 = g.CacheLayout.from_config(transformers.GPT2Config(n_layer=3, n_embd=64, n_head=4))
     assert (gpt2.num_layers, gpt2.num_kv_heads, gpt2.head_dim, gpt2.max_positions) == (3, 4, 16, 1024)
@@ -196,13 +207,8 @@ def test_context_overflow_is_a_clear_error_or_documented_truncation(ort_gen, tin
 
 def test_llama_wrapper_matches_generate():
     """The same wrapper handles Llama (grouped-query attention, rotary positions)."""
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
-    )
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = _tiny_llama()
+    cfg = model.config
     ids = np.array([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
     mask = (ids != 0).astype(np.int64)
     loop = g.Generator(torch_step(model), g.CacheLayout.from_config(cfg), eos_token_id=2, pad_token_id=0)
@@ -213,13 +219,8 @@ def test_llama_wrapper_matches_generate():
 
 @pytest.mark.slow
 def test_llama_export_runs_in_ort(tmp_path):
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
-    )
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = _tiny_llama()
+    cfg = model.config
     path = g.export_with_kv_cache(model, tmp_path / "llama.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[3].shape[1] == 2  # 2 KV heads (GQA)
@@ -356,13 +357,8 @@ def test_beam_search_with_an_eos_that_occurs(tiny, ort_gen):
 
 
 def test_beam_search_on_llama_in_pytorch_and_one_beam_is_greedy():
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
-    )
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = _tiny_llama()
+    cfg = model.config
     ids = np.array([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
     mask = (ids != 0).astype(np.int64)
     loop = g.Generator(torch_step(model), g.CacheLayout.from_config(cfg), eos_token_id=2, pad_token_id=3)

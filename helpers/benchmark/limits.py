@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.hardware import cpu_features, cpu_info
+from helpers.precisions import precision_family
 from helpers.runners.torch_family import torch_threads
 
 __all__ = [
@@ -81,17 +82,9 @@ def limit_key(precision: Any) -> str:
     """The limit a runner's ``precision`` is compared with: ``"float32"``, ``"bfloat16"``,
     ``"float16"``, ``"float64"`` or ``"int8"`` (``"fp32"``, ``"f32"``, ``"bf16"``, ``"uint8"``,
     ``"int8 static"``, ``"qdq"``, ``torch.bfloat16`` … are understood)."""
-    text = str(getattr(precision, "name", precision) or "float32").lower().replace("torch.", "")
-    if any(tag in text for tag in ("int8", "uint8", "qdq", "quant", "u8")):
-        return "int8"
-    if "bf16" in text or "bfloat16" in text:
-        return "bfloat16"
-    if text in ("f16", "fp16", "float16", "half"):
-        return "float16"
-    if text in ("f64", "fp64", "float64", "double"):
-        return "float64"
-    if text in ("f32", "fp32", "float32", "float", "single"):
-        return "float32"
+    family = precision_family(precision)
+    if family in _DTYPES:
+        return family
     raise ValueError(f"no limit for precision {precision!r}; known: {', '.join(_DTYPES)}")
 
 
