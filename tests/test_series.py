@@ -13,7 +13,8 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from helpers import envreport, output_checks, series
+from helpers import envreport
+from helpers.course import notebook_info, output_checks, series
 
 
 def kernel_for_this_env() -> str:
@@ -84,7 +85,7 @@ def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, l
 def test_papermill_profile_parameter_alone_changes_derived_settings(tmp_path: Path) -> None:
     """The parameters cell holds literals; settings derived in the next cell follow `-p profile`."""
     info = synthetic(tmp_path, "97_derived", 'profile = "full"\nruns = None',
-                     "from helpers.settings import by_profile\nruns = by_profile(runs, profile, test=1, full=100)",
+                     "from helpers.course.settings import by_profile\nruns = by_profile(runs, profile, test=1, full=100)",
                      "assert (profile, runs) == ('test', 1), (profile, runs)")
     run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
     assert run.status == "passed", run.error
@@ -123,8 +124,8 @@ def test_papermill_cli_alone_runs_a_real_notebook_in_the_test_profile(tmp_path: 
     out = tmp_path / "out.ipynb"
     variables = {k: v for k, v in os.environ.items() if not k.startswith("INFERENCE_SUITE_")}
     proc = subprocess.run(
-        [str(papermill), str(series.NOTEBOOKS / "00_environment_check.ipynb"), str(out), "-p", "profile", "test",
-         "-k", kernel, "--cwd", str(series.NOTEBOOKS)],
+        [str(papermill), str(notebook_info.NOTEBOOKS / "00_environment_check.ipynb"), str(out), "-p", "profile", "test",
+         "-k", kernel, "--cwd", str(notebook_info.NOTEBOOKS)],
         capture_output=True, text=True, env=variables, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
