@@ -47,7 +47,7 @@ import pandas as pd
 from helpers.benchmark.limits import last_limits
 from helpers.course.results import jsonable
 from helpers.hardware import fingerprint as _fingerprint
-from helpers.runners.torch_family import torch_threads
+from helpers.runners import torch_threads
 
 __all__ = [
     "BenchmarkResult",

@@ -31,6 +31,7 @@ from helpers.benchmark import benchmark
 from helpers.cache import cached_export
 
 __all__ = [
+    "DEMO_ARTIFACTS",
     "RUNTIMES",
     "ClassifierDemo",
     "RuntimeOption",
@@ -47,18 +48,16 @@ __all__ = [
     "usable_runtimes",
 ]
 
-#: Runtimes the demo can run: key -> (label, key in available_runtimes(), why it may be missing).
-RUNTIMES: dict[str, tuple[str, str, str]] = {
-    key: (runners.RUNTIME_LABELS[key], key, f"needs {runners.RUNTIME_NEEDS[key]}")
-    for key in (
-        "pytorch",
-        "pytorch-cuda",
-        "onnxruntime",
-        "onnxruntime-cuda",
-        "onnxruntime-openvino",
-        "openvino",
-    )
-}
+#: What the demo can hand a runtime: the model itself and its ONNX export (export_for_demo).
+DEMO_ARTIFACTS = ("module", "onnx")
+#: Runtimes the demo can run, from the registry (every runtime whose artifact is one of
+#: :data:`DEMO_ARTIFACTS`): key -> (label, key in available_runtimes(), why it may be missing).
+#: A live view: a runtime registered later is offered too.
+RUNTIMES: runners.RegistryView[tuple[str, str, str]] = runners.RegistryView(
+    lambda spec: (spec.label, spec.key, f"needs {spec.needs}"),
+    lambda spec: spec.artifact in DEMO_ARTIFACTS,
+    "widgets.RUNTIMES",
+)
 _INPUT, _OUTPUT = "pixels", "logits"
 
 
@@ -203,7 +202,7 @@ def build_runner(
     if key not in RUNTIMES:
         raise ValueError(f"unknown runtime {key!r}; choose from {', '.join(RUNTIMES)}")
     specs = [runners.TensorSpec(_INPUT, ("batch", 3, input_size, input_size), "float32")]
-    if key in runners.TORCH_RUNTIMES:
+    if runners.runtime_spec(key).artifact == "module":
         return runners.for_runtime(key, model, threads, inputs=specs, output_names=[_OUTPUT])
     if onnx_path is None:
         raise ValueError(f"{RUNTIMES[key][0]} runs an ONNX file: pass onnx_path (see export_for_demo)")
@@ -423,7 +422,7 @@ class ClassifierDemo:
         for key in keys:
             if key not in self._runners:
                 onnx_path = None
-                if key in runners.ONNX_RUNTIMES:
+                if runners.runtime_spec(key).artifact == "onnx":
                     if self._onnx_path is None:
                         self.status.value = "<i>exporting the model to ONNX (once)…</i>"
                         self._onnx_path = export_for_demo(self.model, self.size)

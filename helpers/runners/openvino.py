@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from helpers.runners.base import Runner, TensorSpec, base_description, report_fallback
+from helpers.runners.spec import RuntimeSpec, module_available
 
-__all__ = ["openvino_runner", "ov_dtype_name", "ov_port_name"]
+__all__ = ["RUNTIMES", "openvino_runner", "ov_dtype_name", "ov_port_name"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,3 +289,35 @@ def openvino_runner(
         short = {"bfloat16": "bf16", "float16": "fp16"}.get(runner.precision)
         runner.name = f"OpenVINO {device}" + (f" ({short})" if short else "")
     return runner
+
+
+# --------------------------------------------------------------------------------------------
+# The runtime record (collected by helpers.runners.runtimes)
+# --------------------------------------------------------------------------------------------
+def _make_openvino(
+    artifact: Any,
+    *,
+    name: str,
+    threads: int | None = None,
+    strict: bool = False,
+    precision: str | None = None,
+    **_: object,
+) -> Runner:
+    return openvino_runner(
+        artifact, device="CPU", threads=threads, name=name, precision=precision, strict=strict
+    )
+
+
+#: Native OpenVINO on the CPU (latency mode; the throughput runner is a mode of the same runtime,
+#: see :mod:`helpers.runners.openvino_throughput`).
+RUNTIMES: tuple[RuntimeSpec, ...] = (
+    RuntimeSpec(
+        key="openvino",
+        label="OpenVINO (native)",
+        needs="OpenVINO (openvino)",
+        artifact="onnx",
+        available=lambda: module_available("openvino"),
+        make=_make_openvino,
+        reduced_precision=True,
+    ),
+)

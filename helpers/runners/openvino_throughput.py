@@ -6,6 +6,13 @@ lock, every call uses all the threads. :func:`openvino_throughput_runner` compil
 ``run`` takes an idle request from a pool (safe from any number of threads, one call per
 stream at a time), ``run_many`` pushes a list of inputs through an ``openvino.AsyncInferQueue``.
 :func:`compiled_settings` reads back what OpenVINO chose with ``get_property``.
+
+It is not an entry of the runtime registry (:func:`helpers.runners.runtime_specs`): it is the
+``openvino`` runtime — same package, same availability, same artifact — in another execution
+mode, and the registry's users compare runtimes one request at a time (the environment report,
+the classroom widgets, latency tables). A second key would count OpenVINO twice and put a
+request pool into latency comparisons. Servers and :func:`helpers.benchmark.measure_throughput`
+ask for it by name.
 """
 
 from __future__ import annotations
@@ -22,15 +29,14 @@ from typing import Any
 import numpy as np
 
 from helpers.display import banner
-from helpers.runners import (
+from helpers.runners.base import (
     ProviderFallbackWarning,
     ProviderUnavailableError,
     Runner,
     TensorSpec,
-    ov_dtype_name,
-    ov_port_name,
     validate_inputs,
 )
+from helpers.runners.openvino import ov_dtype_name, ov_port_name
 
 __all__ = [
     "SETTINGS",

@@ -9,7 +9,9 @@ matching ``sha256=`` or with ``trusted=True``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,11 @@ from helpers.runners.base import (
     base_description,
     report_fallback,
 )
+from helpers.runners.spec import RunnerFactory, RuntimeSpec, module_available
 from helpers.runners.trust import check_pt2, check_sha256, require_trusted_code
 
 __all__ = [
+    "RUNTIMES",
     "aoti_runner",
     "exported_program_runner",
     "torch_runner",
@@ -377,3 +381,141 @@ def aoti_runner(
         threads=threads,
         artifact=str(package_path),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The runtime records (collected by helpers.runners.runtimes)
+# --------------------------------------------------------------------------------------------
+def _torch_has(*attributes: str) -> bool:
+    """``torch`` is installed and has ``torch.<a>.<b>...`` (e.g. ``"jit.load"``)."""
+    if not module_available("torch"):
+        return False
+    import torch
+
+    for dotted in attributes:
+        value: Any = torch
+        for part in dotted.split("."):
+            if not hasattr(value, part):
+                return False
+            value = getattr(value, part)
+    return True
+
+
+def _cuda_usable() -> bool:
+    if not module_available("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _aoti_buildable() -> bool:
+    return module_available("torch._inductor") and any(
+        shutil.which(cc) for cc in ("g++", "c++", "clang++")
+    )
+
+
+def _make_eager(device: str) -> RunnerFactory:
+    def make(
+        artifact: Any,
+        *,
+        inputs: Sequence[TensorSpec],
+        output_names: Sequence[str],
+        name: str,
+        threads: int | None = None,
+        strict: bool = False,
+        **_: object,
+    ) -> Runner:
+        model = copy.deepcopy(artifact) if device != "cpu" else artifact  # the caller's stays put
+        return torch_runner(
+            model, inputs, output_names, name=name, device=device, threads=threads, strict=strict
+        )
+
+    return make
+
+
+def _make_torchscript(
+    artifact: Any,
+    *,
+    inputs: Sequence[TensorSpec],
+    output_names: Sequence[str],
+    name: str,
+    threads: int | None = None,
+    **_: object,
+) -> Runner:
+    return torchscript_runner(artifact, inputs, output_names, name=name, threads=threads)
+
+
+def _make_exported(
+    artifact: Any,
+    *,
+    inputs: Sequence[TensorSpec],
+    output_names: Sequence[str],
+    name: str,
+    threads: int | None = None,
+    trusted: bool = False,
+    **_: object,
+) -> Runner:
+    return exported_program_runner(
+        artifact, inputs, output_names, name=name, threads=threads, trusted=trusted
+    )
+
+
+def _make_aoti(
+    artifact: Any,
+    *,
+    inputs: Sequence[TensorSpec],
+    output_names: Sequence[str],
+    name: str,
+    threads: int | None = None,
+    trusted: bool = False,
+    **_: object,
+) -> Runner:
+    return aoti_runner(artifact, inputs, output_names, name=name, threads=threads, trusted=trusted)
+
+
+#: The PyTorch family's runtimes, in display order.
+RUNTIMES: tuple[RuntimeSpec, ...] = (
+    RuntimeSpec(
+        key="pytorch",
+        label="PyTorch eager",
+        needs="PyTorch (torch)",
+        artifact="module",
+        available=lambda: module_available("torch"),
+        make=_make_eager("cpu"),
+    ),
+    RuntimeSpec(
+        key="pytorch-cuda",
+        label="PyTorch eager (CUDA)",
+        needs="an NVIDIA GPU visible to PyTorch",
+        artifact="module",
+        available=_cuda_usable,
+        make=_make_eager("cuda"),
+        needs_gpu=True,
+    ),
+    RuntimeSpec(
+        key="torchscript",
+        label="TorchScript (legacy)",
+        needs="torch.jit",
+        artifact="torchscript",
+        available=lambda: _torch_has("jit.load"),
+        make=_make_torchscript,
+        legacy=True,
+    ),
+    RuntimeSpec(
+        key="torch.export",
+        label="torch.export",
+        needs="torch.export",
+        artifact="exported-program",
+        available=lambda: _torch_has("export.load"),
+        make=_make_exported,
+    ),
+    RuntimeSpec(
+        key="aoti",
+        label="AOTInductor",
+        needs="a C++ compiler (g++) for AOTInductor",
+        artifact="aoti-package",
+        available=_aoti_buildable,
+        make=_make_aoti,
+    ),
+)
