@@ -58,10 +58,10 @@ from __future__ import annotations
 import importlib
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helpers.display import Kind as BannerKind
 from helpers.display import banner as _banner
@@ -74,6 +74,10 @@ from helpers.models.task import (
     TaskRecord,
 )
 from helpers.models.task import SOURCES as _LOADED_SOURCES
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 __all__ = [
     "SEED",
@@ -136,7 +140,7 @@ class LoadedModel:
     pretrained: bool
     meaningful_outputs: bool
     tokenizer: Any = None
-    preprocess: Any = None
+    preprocess: Callable[[Image.Image], torch.Tensor] | None = None
     labels: list[str] | None = None
     input_size: int | None = None
     path: Path | None = None

@@ -31,6 +31,7 @@ from helpers.hardware import (
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import torch
 
 ENVIRONMENTS = ("cpu", "gpu", "openvino")
 #: The suite environment each ONNX Runtime distribution stands for.
@@ -331,7 +332,9 @@ def _installed(spec: runners.RuntimeSpec) -> bool:
         return False
 
 
-def _probe_artifacts(model: Any, example: Any, folder: Path) -> dict[str, Callable[[], Any]]:
+def _probe_artifacts(
+    model: torch.nn.Module, example: torch.Tensor, folder: Path
+) -> dict[str, Callable[[], object]]:
     """How to make the probe model in each artifact kind (built on first use, in ``folder``)."""
     import torch
 

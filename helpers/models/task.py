@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Required, TypedDict
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from helpers.cache import cached_build
 from helpers.models.hub import (
@@ -37,6 +37,10 @@ from helpers.models.hub import (
     quiet_transformers,
 )
 from helpers.models.packaged import MODELS_TXT_HINT
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 __all__ = [
     "CACHE",
@@ -82,7 +86,7 @@ class ModelFields(TypedDict, total=False):
     pretrained: bool
     meaningful_outputs: bool
     tokenizer: Any
-    preprocess: Any
+    preprocess: Callable[[Image.Image], torch.Tensor] | None
     labels: list[str] | None
     input_size: int | None
     path: Path | None

@@ -7,12 +7,16 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from helpers.runners.base import Runner, TensorSpec, base_description, report_fallback
 from helpers.runners.spec import RuntimeSpec, module_available
+
+if TYPE_CHECKING:
+    import openvino as ov
+    import torch
 
 __all__ = ["RUNTIMES", "openvino_runner", "ov_dtype_name", "ov_port_name"]
 
@@ -22,7 +26,7 @@ __all__ = ["RUNTIMES", "openvino_runner", "ov_dtype_name", "ov_port_name"]
 # --------------------------------------------------------------------------------------------
 
 
-def ov_dtype_name(element_type: Any) -> str:
+def ov_dtype_name(element_type: ov.Type) -> str:
     """The numpy dtype name of an OpenVINO element type (``"float32"``); its own name if numpy has none."""
     try:
         return np.dtype(element_type.to_dtype()).name
@@ -30,7 +34,7 @@ def ov_dtype_name(element_type: Any) -> str:
         return str(element_type)
 
 
-def ov_port_name(port: Any) -> str | None:
+def ov_port_name(port: ov.Output | ov.ConstOutput) -> str | None:
     """A compiled model's input/output port name, or None when the port has no name."""
     names = port.get_names()
     if not names:
@@ -70,8 +74,8 @@ class _OpenVinoRunner(Runner):
 
     def __init__(
         self,
-        core: Any,
-        compiled: Any,
+        core: ov.Core,
+        compiled: ov.CompiledModel,
         *,
         name: str | None,
         device: str,
@@ -171,7 +175,7 @@ class _OpenVinoRunner(Runner):
 
 
 def openvino_runner(
-    model_path_or_module: str | Path | Any,
+    model_path_or_module: str | Path | ov.Model | torch.nn.Module | torch.export.ExportedProgram,
     *,
     device: str = "CPU",
     hint: str = "LATENCY",
@@ -295,7 +299,7 @@ def openvino_runner(
 # The runtime record (collected by helpers.runners.runtimes)
 # --------------------------------------------------------------------------------------------
 def _make_openvino(
-    artifact: Any,
+    artifact: str | Path | ov.Model,
     *,
     name: str,
     threads: int | None = None,

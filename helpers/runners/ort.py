@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from helpers.runners.base import (
     report_fallback,
 )
 from helpers.runners.spec import RuntimeSpec, module_available
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 __all__ = ["ORT_DTYPES", "RUNTIMES", "ort_providers_for", "ort_runner"]
 
@@ -113,7 +116,7 @@ def _onnx_precision(path: Path) -> str:
     return "float32"
 
 
-def _dims(shape: Sequence[Any]) -> tuple[int | str | None, ...]:
+def _dims(shape: Sequence[int | str | None]) -> tuple[int | str | None, ...]:
     out: list[int | str | None] = []
     for dim in shape:
         if (isinstance(dim, int) and dim >= 0) or (isinstance(dim, str) and dim):
@@ -128,7 +131,7 @@ class _OrtRunner(Runner):
 
     def __init__(
         self,
-        session: Any,
+        session: onnxruntime.InferenceSession,
         *,
         name: str,
         path: Path,

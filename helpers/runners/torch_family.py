@@ -12,9 +12,9 @@ import contextlib
 import copy
 import io
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from helpers.runners.base import (
 )
 from helpers.runners.spec import RunnerFactory, RuntimeSpec, module_available
 from helpers.runners.trust import check_pt2, check_sha256, require_trusted_code
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "RUNTIMES",
@@ -42,7 +45,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _torch_precision(module: Any) -> str:
+def _torch_precision(module: torch.nn.Module) -> str:
     try:
         param = next(iter(module.parameters()))
     except (StopIteration, AttributeError, TypeError):
@@ -50,16 +53,16 @@ def _torch_precision(module: Any) -> str:
     return str(param.dtype).replace("torch.", "")
 
 
-def _flatten(value: Any) -> list[Any]:
+def _flatten(value: object) -> list[object]:
     if isinstance(value, (list, tuple)):
-        flat: list[Any] = []
+        flat: list[object] = []
         for item in value:
             flat.extend(_flatten(item))
         return flat
     return [value]
 
 
-def _to_numpy(value: Any, name: str) -> np.ndarray:
+def _to_numpy(value: object, name: str) -> np.ndarray:
     import torch
 
     if isinstance(value, torch.Tensor):
@@ -74,7 +77,7 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
     raise TypeError(f"output {name!r} is a {type(value).__name__}, not a tensor")
 
 
-def _map_outputs(result: Any, output_names: Sequence[str]) -> dict[str, np.ndarray]:
+def _map_outputs(result: object, output_names: Sequence[str]) -> dict[str, np.ndarray]:
     """Map a tensor, tuple/list, dict or transformers ModelOutput to ``output_names``."""
     names = list(output_names)
     if isinstance(result, Mapping):  # dict, transformers ModelOutput (an OrderedDict)
@@ -120,7 +123,7 @@ class _TorchFamilyRunner(Runner):
 
     def __init__(
         self,
-        fn: Any,
+        fn: Callable[..., object],
         inputs: Sequence[TensorSpec],
         output_names: Sequence[str],
         *,
@@ -203,7 +206,7 @@ def _resolve_torch_device(device: str, *, strict: bool) -> str:
 
 
 def torch_runner(
-    model: Any,
+    model: torch.nn.Module,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
     *,
@@ -239,7 +242,7 @@ def torch_runner(
 
 
 def torchscript_runner(
-    path: str | Path | Any,
+    path: str | Path | torch.jit.ScriptModule,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
     *,
@@ -286,7 +289,7 @@ def torchscript_runner(
 
 
 def exported_program_runner(
-    path_or_program: str | Path | Any,
+    path_or_program: str | Path | torch.export.ExportedProgram,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
     *,
@@ -393,7 +396,7 @@ def _torch_has(*attributes: str) -> bool:
     import torch
 
     for dotted in attributes:
-        value: Any = torch
+        value: object = torch
         for part in dotted.split("."):
             if not hasattr(value, part):
                 return False
@@ -417,7 +420,7 @@ def _aoti_buildable() -> bool:
 
 def _make_eager(device: str) -> RunnerFactory:
     def make(
-        artifact: Any,
+        artifact: torch.nn.Module,
         *,
         inputs: Sequence[TensorSpec],
         output_names: Sequence[str],
@@ -435,7 +438,7 @@ def _make_eager(device: str) -> RunnerFactory:
 
 
 def _make_torchscript(
-    artifact: Any,
+    artifact: str | Path | torch.jit.ScriptModule,
     *,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
@@ -447,7 +450,7 @@ def _make_torchscript(
 
 
 def _make_exported(
-    artifact: Any,
+    artifact: str | Path | torch.export.ExportedProgram,
     *,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
@@ -462,7 +465,7 @@ def _make_exported(
 
 
 def _make_aoti(
-    artifact: Any,
+    artifact: str | Path,
     *,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
