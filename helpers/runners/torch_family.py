@@ -437,44 +437,23 @@ def _make_eager(device: str) -> RunnerFactory:
     return make
 
 
-def _make_torchscript(
-    artifact: str | Path | torch.jit.ScriptModule,
-    *,
-    inputs: Sequence[TensorSpec],
-    output_names: Sequence[str],
-    name: str,
-    threads: int | None = None,
-    **_: object,
-) -> Runner:
-    return torchscript_runner(artifact, inputs, output_names, name=name, threads=threads)
+def _make_from_file(factory: Callable[..., Runner], *, takes_trusted: bool = False) -> RunnerFactory:
+    """The registry's ``make`` for a runner of a file (or of what loading it gives)."""
 
+    def make(
+        artifact: object,
+        *,
+        inputs: Sequence[TensorSpec],
+        output_names: Sequence[str],
+        name: str,
+        threads: int | None = None,
+        trusted: bool = False,
+        **_: object,
+    ) -> Runner:
+        extra = {"trusted": trusted} if takes_trusted else {}
+        return factory(artifact, inputs, output_names, name=name, threads=threads, **extra)
 
-def _make_exported(
-    artifact: str | Path | torch.export.ExportedProgram,
-    *,
-    inputs: Sequence[TensorSpec],
-    output_names: Sequence[str],
-    name: str,
-    threads: int | None = None,
-    trusted: bool = False,
-    **_: object,
-) -> Runner:
-    return exported_program_runner(
-        artifact, inputs, output_names, name=name, threads=threads, trusted=trusted
-    )
-
-
-def _make_aoti(
-    artifact: str | Path,
-    *,
-    inputs: Sequence[TensorSpec],
-    output_names: Sequence[str],
-    name: str,
-    threads: int | None = None,
-    trusted: bool = False,
-    **_: object,
-) -> Runner:
-    return aoti_runner(artifact, inputs, output_names, name=name, threads=threads, trusted=trusted)
+    return make
 
 
 #: The PyTorch family's runtimes, in display order.
@@ -502,7 +481,7 @@ RUNTIMES: tuple[RuntimeSpec, ...] = (
         needs="torch.jit",
         artifact="torchscript",
         available=lambda: _torch_has("jit.load"),
-        make=_make_torchscript,
+        make=_make_from_file(torchscript_runner),
         legacy=True,
     ),
     RuntimeSpec(
@@ -511,7 +490,7 @@ RUNTIMES: tuple[RuntimeSpec, ...] = (
         needs="torch.export",
         artifact="exported-program",
         available=lambda: _torch_has("export.load"),
-        make=_make_exported,
+        make=_make_from_file(exported_program_runner, takes_trusted=True),
     ),
     RuntimeSpec(
         key="aoti",
@@ -519,6 +498,6 @@ RUNTIMES: tuple[RuntimeSpec, ...] = (
         needs="a C++ compiler (g++) for AOTInductor",
         artifact="aoti-package",
         available=_aoti_buildable,
-        make=_make_aoti,
+        make=_make_from_file(aoti_runner, takes_trusted=True),
     ),
 )
