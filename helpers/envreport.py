@@ -14,8 +14,10 @@ import functools
 import importlib
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from helpers import runners
 from helpers.hardware import (
@@ -25,6 +27,11 @@ from helpers.hardware import (
     ort_distributions,
     package_versions,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import torch
 
 ENVIRONMENTS = ("cpu", "gpu", "openvino")
 #: The suite environment each ONNX Runtime distribution stands for.
@@ -150,7 +157,7 @@ class EnvReport:
         ]
         return rows
 
-    def to_frame(self):  # -> pandas.DataFrame (import kept lazy)
+    def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame(self.rows(), columns=["section", "item", "value"]).set_index(["section", "item"])
@@ -225,7 +232,7 @@ def report() -> EnvReport:
     return rep
 
 
-def _probe_onnx_file(weight, bias, path) -> None:
+def _probe_onnx_file(weight: np.ndarray, bias: np.ndarray, path: Path) -> None:
     """Write Gemm+Relu with the given weights: the ONNX twin of ``Linear`` + ``ReLU``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -243,91 +250,111 @@ def _probe_onnx_file(weight, bias, path) -> None:
     onnx.save(model, path)
 
 
-def runtime_matrix():  # -> pandas.DataFrame
-    """Run one tiny model on every runtime the suite teaches and compare with PyTorch eager.
+#: Artifact kinds the matrix does not build (too slow for a report), and what it says instead.
+_NOT_BUILT = {
+    "aoti-package": "available; not compiled here (tens of seconds: see notebook 02)",
+}
 
-    Rows are runtimes (:data:`helpers.runners.RUNTIME_LABELS`); columns say whether the runtime
-    is installed, whether it really ran here, the max abs difference of its output against eager
-    PyTorch, and a note. Every runner comes from :func:`helpers.runners.for_runtime`.
-    AOTInductor is not compiled here (that takes tens of seconds, see notebook 02): it counts as
-    working when a C++ compiler is present.
+
+def runtime_matrix() -> pd.DataFrame:
+    """Run one tiny model on every registered runtime and compare it with PyTorch eager.
+
+    One row per runtime of :func:`helpers.runners.runtime_specs` (labelled with its
+    ``label``); columns say whether the runtime is installed, whether it really ran here, the
+    max abs difference of its output against eager PyTorch (the model called directly), and a
+    note. Every runner comes from :func:`helpers.runners.for_runtime`, with the probe artifact
+    its spec asks for (the module, a TorchScript file, a ``.pt2`` or an ONNX file).
+    AOTInductor packages are not compiled here (that takes tens of seconds, see notebook 02):
+    such a runtime counts as working when it is available.
     """
     import tempfile
-    from pathlib import Path
 
     import numpy as np
     import pandas as pd
     import torch
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()
-    signature = {"inputs": [runners.TensorSpec("x", ("batch", 4), "float32")], "output_names": ["y"]}
+    linear = torch.nn.Linear(4, 3)
+    model = torch.nn.Sequential(linear, torch.nn.ReLU()).eval()
+    specs = [runners.TensorSpec("x", ("batch", 4), "float32")]
     x = {"x": np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)}
+    with torch.inference_mode():
+        reference = model(torch.from_numpy(x["x"])).numpy()
     available = runners.available_runtimes()
-    reference = runners.for_runtime("pytorch", model, **signature).run(x)["y"]
-    labels = runners.RUNTIME_LABELS
     rows: dict[str, dict[str, object]] = {}
 
-    def attempt(key: str, artifact, note: str = "") -> None:
-        row: dict[str, object] = {"installed": bool(available.get(key)), "works here": False,
-                                  "max abs diff vs eager": np.nan,
-                                  "note": note or ("" if available.get(key) else f"needs {runners.RUNTIME_NEEDS[key]}")}
-        if row["installed"]:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    kwargs = signature if key in runners.TORCH_RUNTIMES else {}
-                    runner = runners.for_runtime(key, artifact() if callable(artifact) else artifact, **kwargs)
-                    out = runner.run(x)
-                diff = float(np.abs(next(iter(out.values())) - reference).max())
-                row["max abs diff vs eager"] = diff
-                precision = getattr(runner, "precision", "float32")
-                if precision != "float32":
-                    row["note"] = (f"{note}; " if note else "") + f"computes in {precision} by default"
-                # reduced-precision defaults (bf16 on CPUs that have it) differ by ~1e-3
-                row["works here"] = diff < (1e-4 if precision == "float32" else 5e-2)
-            except Exception as exc:  # noqa: BLE001 - the matrix reports, it does not crash
-                row["note"] = f"failed: {type(exc).__name__}: {exc}"[:160]
-        rows[labels[key]] = row
-
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(tmp) / "probe.onnx"
-        linear = model[0]
-        _probe_onnx_file(linear.weight.detach().numpy(), linear.bias.detach().numpy(), onnx_path)
-
-        def traced() -> Path:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.jit.trace(model, torch.from_numpy(x["x"])).save(str(Path(tmp) / "probe.ts"))
-            return Path(tmp) / "probe.ts"
-
-        def exported() -> Path:
-            program = torch.export.export(model, (torch.from_numpy(x["x"]),))
-            torch.export.save(program, str(Path(tmp) / "probe.pt2"))
-            return Path(tmp) / "probe.pt2"
-
-        rows[labels["pytorch"]] = {"installed": True, "works here": True,
-                                   "max abs diff vs eager": 0.0, "note": "the reference"}
-        attempt("torchscript", traced, "deprecated upstream")
-        attempt("torch.export", exported)
-        rows[labels["aoti"]] = {
-            "installed": bool(available["aoti"]), "works here": bool(available["aoti"]),
-            "max abs diff vs eager": np.nan,
-            "note": "C++ compiler found; compiled in notebook 02" if available["aoti"]
-            else f"needs {runners.RUNTIME_NEEDS['aoti']}",
-        }
-        attempt("onnxruntime", onnx_path)
-        if "CUDAExecutionProvider" in listed_providers() and not gpu_present():
-            rows[labels["onnxruntime-cuda"]] = {
-                "installed": True, "works here": False, "max abs diff vs eager": np.nan,
-                "note": "listed by the build but no GPU: would silently run on the CPU"}
-        else:
-            attempt("onnxruntime-cuda", onnx_path)
-        attempt("onnxruntime-openvino", onnx_path)
-        attempt("openvino", onnx_path)
+        folder = Path(tmp)
+        _probe_onnx_file(linear.weight.detach().numpy(), linear.bias.detach().numpy(), folder / "probe.onnx")
+        probes = _probe_artifacts(model, torch.from_numpy(x["x"]), folder)
+        for spec in runners.runtime_specs():
+            row: dict[str, object] = {"installed": bool(available.get(spec.key)), "works here": False,
+                                      "max abs diff vs eager": np.nan, "note": ""}
+            notes = ["deprecated upstream"] if spec.legacy else []
+            rows[spec.label] = row
+            if not row["installed"]:
+                if spec.needs_gpu and _installed(spec):  # a CUDA build without a GPU
+                    row["installed"] = True
+                    notes.append("listed by the build but no GPU: would silently run on the CPU"
+                                 if spec.execution_provider else "installed, but no GPU is visible")
+                else:
+                    notes.append(f"needs {spec.needs}")
+            elif spec.artifact in _NOT_BUILT:
+                row["works here"] = True
+                notes.append(_NOT_BUILT[spec.artifact])
+            else:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        signature = (specs, ["y"]) if spec.needs_signature else (None, None)
+                        runner = runners.for_runtime(spec.key, probes[spec.artifact](),
+                                                     inputs=signature[0], output_names=signature[1])
+                        out = runner.run(x)
+                    diff = float(np.abs(next(iter(out.values())) - reference).max())
+                    row["max abs diff vs eager"] = diff
+                    precision = getattr(runner, "precision", "float32")
+                    if precision != "float32":
+                        notes.append(f"computes in {precision} by default")
+                    # reduced-precision defaults (bf16 on CPUs that have it) differ by ~1e-3
+                    row["works here"] = diff < (1e-4 if precision == "float32" else 5e-2)
+                except Exception as exc:  # noqa: BLE001 - the matrix reports, it does not crash
+                    notes = [f"failed: {type(exc).__name__}: {exc}"[:160]]
+            row["note"] = "; ".join(notes)
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "runtime"
     return frame
+
+
+def _installed(spec: runners.RuntimeSpec) -> bool:
+    try:
+        return bool(spec.available())
+    except Exception:  # noqa: BLE001 - a broken install counts as absent
+        return False
+
+
+def _probe_artifacts(
+    model: torch.nn.Module, example: torch.Tensor, folder: Path
+) -> dict[str, Callable[[], object]]:
+    """How to make the probe model in each artifact kind (built on first use, in ``folder``)."""
+    import torch
+
+    def traced() -> Path:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.trace(model, example).save(str(folder / "probe.ts"))
+        return folder / "probe.ts"
+
+    def exported() -> Path:
+        program = torch.export.export(model, (example,))
+        torch.export.save(program, str(folder / "probe.pt2"))
+        return folder / "probe.pt2"
+
+    return {
+        "module": lambda: model,
+        "torchscript": traced,
+        "exported-program": exported,
+        "onnx": lambda: folder / "probe.onnx",
+    }
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def cpu_info() -> dict[str, Any]:
 
 @functools.cache
 def _parsed_cpu_info() -> dict[str, Any]:
-    model, flags = platform.processor() or "unknown", set()
+    model, flags = platform.processor() or "unknown", set[str]()
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:

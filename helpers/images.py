@@ -395,7 +395,7 @@ def numpy_preprocess(image: Image.Image, size: int = 224, resize: int = 256) -> 
     top = int(round((new_h - size) / 2.0))
     left = int(round((new_w - size) / 2.0))
     crop = array[top : top + size, left : left + size]
-    x = crop.astype(np.float32) / np.float32(255.0)
+    x: np.ndarray = crop.astype(np.float32) / np.float32(255.0)
     x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
 

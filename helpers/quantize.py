@@ -43,6 +43,7 @@ on the same images, written as OpenVINO IR.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 import sys
@@ -499,7 +500,7 @@ def _content_digest(onnx_path: Path, arrays: Iterable[np.ndarray] = ()) -> str:
     digest = hashlib.sha256()
     for path in sorted([onnx_path, *onnx_path.parent.glob(onnx_path.name + "*.data")]):
         with open(path, "rb") as handle:
-            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+            for chunk in iter(functools.partial(handle.read, 1 << 20), b""):
                 digest.update(chunk)
     for array in arrays:
         digest.update(f"{array.dtype}{array.shape}".encode())
@@ -630,7 +631,8 @@ def nncf_int8(
     def build(path: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="nncf-") as tmp:
             data = Path(tmp) / "calibration.npz"
-            np.savez(data, **{str(i): sample for i, sample in enumerate(samples)})
+            named: dict[str, Any] = {str(i): sample for i, sample in enumerate(samples)}
+            np.savez(data, **named)
             fix = overflow_fix or "default"
             proc = subprocess.run(
                 [sys.executable, "-c", _NNCF_QUANTIZE, str(src), str(path), str(data), fix],

@@ -18,7 +18,7 @@ from fakes import torch_step
 
 from helpers import cache, catalog, images
 from helpers.catalog import CatalogError
-from helpers.models import embeddings, hub
+from helpers.models import embeddings, hub, image_classification
 
 torch.set_num_threads(2)
 
@@ -128,7 +128,7 @@ def _fake_resnet50_checkpoint(folder):
 
 def _accept_hash_of(path, monkeypatch):
     """Make the catalog expect this file's SHA-256 prefix (as if torchvision had published it)."""
-    monkeypatch.setattr(catalog, "_RESNET50_SHA256", hashlib.sha256(path.read_bytes()).hexdigest()[:8])
+    monkeypatch.setattr(image_classification, "RESNET50_SHA256", hashlib.sha256(path.read_bytes()).hexdigest()[:8])
 
 
 def test_canonical_resnet50_from_torch_hub_cache(tmp_path, monkeypatch, photos):
@@ -208,7 +208,7 @@ def test_planted_resnet50_pickle_never_runs(tmp_path, monkeypatch, where):
 
     # even a file whose 8-digit prefix matched (32 bits can be forged) is read with
     # weights_only=True: refused, nothing runs
-    monkeypatch.setattr(catalog, "_RESNET50_SHA256", hashlib.sha256(path.read_bytes()).hexdigest()[:8])
+    monkeypatch.setattr(image_classification, "RESNET50_SHA256", hashlib.sha256(path.read_bytes()).hexdigest()[:8])
     with pytest.raises(CatalogError, match=r"nothing in it ran") as info:
         catalog.load("image-classification", "canonical", show_banner=False)
     assert "Unsupported global" in str(info.value) and "exec" in str(info.value)

@@ -10,7 +10,9 @@ environment (or a new import) cannot miss a package there:
 
 Every third-party module imported there (imports in ``try: ... except ImportError`` are optional;
 ``pytest.importorskip``, ``importlib.import_module("x")``, ``find_spec("x")`` and wrappers named
-``*require("x", ...)`` count, since a skipped test would hide the gap) must come from a
+``*require("x", ...)`` count, since a skipped test would hide the gap; a module that calls
+``import_module`` also needs every ``helpers`` module named by a string in it, such as the
+registries' ``RUNTIME_MODULES`` / ``TASK_MODULES``) must come from a
 distribution in the environment's lock, ``requirements/lock/<env>.txt``. In the other direction,
 everything the gpu and openvino environments list in their requirements must be used there.
 The module-to-distribution map is the running environment's (the cpu environment holds every
@@ -150,6 +152,17 @@ class _Imports(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+def _named_helpers_modules(tree: ast.AST) -> set[str]:
+    """In a module that calls ``import_module``: the helpers modules named by its string constants
+    (``RUNTIME_MODULES``, ``TASK_MODULES``, ``FINETUNE`` ...), imported by name at run time."""
+    calls = any(isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", None))
+                == "import_module" for n in ast.walk(tree))
+    if not calls:
+        return set()
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and re.fullmatch(r"helpers(\.[a-z_0-9]+)+", n.value)}
+
+
 def imports_of(source: str, where: str, at_import: bool = False) -> set[str]:
     try:
         tree = ast.parse(source, filename=where)
@@ -157,7 +170,7 @@ def imports_of(source: str, where: str, at_import: bool = False) -> set[str]:
         raise AssertionError(f"{where}: cannot parse: {exc}") from exc
     finder = _Imports(at_import)
     finder.visit(tree)
-    return finder.modules
+    return finder.modules | _named_helpers_modules(tree)
 
 
 def env_specific_test_modules() -> set[str]:
@@ -320,6 +333,9 @@ def test_the_reader_finds_imports_and_skips_optional_ones() -> None:
     assert {"numpy", "helpers", "helpers.runners", "os.path", "ray.serve", "openvino",
             "countryinfo"} <= found
     assert "tensorrt" not in found
+    by_name = 'MODULES = ("helpers.qa.finetune", "cpu")\nmods = [importlib.import_module(m) for m in MODULES]\n'
+    assert imports_of(by_name, "<example>") == {"helpers.qa.finetune"}
+    assert imports_of('NAME = "helpers.qa.finetune"\n', "<example>") == set()
 
 
 def test_conftest_tells_which_tests_run_outside_cpu() -> None:

@@ -3,7 +3,9 @@
 The import graph is built from the source with ``ast`` — every ``import`` and ``from ... import``,
 also those inside functions (a lazy import hides a cycle from Python, not from a reader) — and
 must have no cycle. A package's ``__init__`` may import its own submodules; a submodule importing
-its package's ``__init__`` back would be a cycle.
+its package's ``__init__`` back would be a cycle. Imports by name count too: a module that calls
+``importlib.import_module`` depends on every ``helpers`` module named by a string in it (the
+literal argument, or the names it keeps in a constant such as ``RUNTIME_MODULES``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ def _resolve(name: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
+def _calls_import_module(tree: ast.AST) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+        for node in ast.walk(tree)
+    )
+
+
+def _named_modules(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
+    """The ``helpers`` modules named by a string constant in ``tree`` (``"helpers.qa.finetune"``)."""
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules
+        and node.value.startswith("helpers.")
+    }
+
+
 def import_graph() -> dict[str, set[str]]:
     """``{module: {helpers modules it imports}}`` for every module of the package."""
     modules = _modules()
@@ -41,7 +61,10 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
         package = name if is_package else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        if _calls_import_module(tree):
+            graph[name] |= _named_modules(tree, modules) - {name}
+        for node in ast.walk(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -95,6 +118,18 @@ def test_the_graph_sees_lazy_and_relative_imports() -> None:
     assert "helpers.runners" in graph["helpers.envreport"]
     assert "helpers.hardware" in graph["helpers.runners.runtimes"]
     assert "helpers.runners.base" in graph["helpers.runners"]  # a package imports its parts
+
+
+def test_the_graph_sees_imports_by_name() -> None:
+    graph = import_graph()
+    assert "helpers.runners.ort" in graph["helpers.runners.runtimes"]  # RUNTIME_MODULES
+    assert "helpers.models.question_answering" in graph["helpers.catalog"]  # TASK_MODULES
+    assert "helpers.qa.finetune" in graph["helpers.models.question_answering"]  # FINETUNE
+    tree = ast.parse('import importlib\nNAMES = ("helpers.paths", "helpers.nope", "paths")\n'
+                     'mods = [importlib.import_module(n) for n in NAMES]\n')
+    modules = _modules()
+    assert _calls_import_module(tree) and _named_modules(tree, modules) == {"helpers.paths"}
+    assert not _calls_import_module(ast.parse('X = "helpers.paths"'))
 
 
 def test_no_import_cycle_in_helpers() -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from helpers.hardware import cpu_features, cpu_info
 from helpers.precisions import precision_family
-from helpers.runners.torch_family import torch_threads
+from helpers.runners import torch_threads
 
 __all__ = [
     "best_of",
@@ -557,7 +557,7 @@ def measure_limits(
 
         readings = repeat_until_stable(once, tolerance=tolerance, max_repeats=max_repeats)
         hw = precision_hardware(dtype)
-        best = {}
+        best: dict[tuple[str, int], float] = {}
         for backend, n, rate in details:  # best reading per library and size
             best[(backend, n)] = max(rate, best.get((backend, n), 0.0))
         probes[dtype] = Probe(

@@ -201,7 +201,7 @@ def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> A
         ax.text(max(a, b) + 0.01 * right, y, f"{_fmt_ms(a)} ms", va="center", fontsize=9)
     bounds = data["lower_bound_ms"] if "lower_bound_ms" in data.columns else None
     mixed = bounds is not None and bounds.dropna().nunique() > 1
-    if mixed:  # rows of different precisions: each bar's own limit, as a tick on the bar
+    if mixed and bounds is not None:  # rows of different precisions: each bar's own limit, as a tick on the bar
         ax.scatter(
             bounds.to_numpy(dtype=float),
             positions,

@@ -118,27 +118,30 @@ def measure_throughput(
     """
     if requests < 1:
         raise ValueError("measure_throughput: requests must be >= 1")
-    queueing = isinstance(runner, QueueingRunner)
+    queueing = runner if isinstance(runner, QueueingRunner) else None
     if method == "auto":
-        method = "async" if queueing else "threads"
+        method = "async" if queueing is not None else "threads"
     if method not in ("async", "threads"):
         raise ValueError(f"method must be 'auto', 'async' or 'threads', got {method!r}")
-    if method == "async" and not queueing:
+    if method == "async" and queueing is None:
         raise TypeError("method='async' needs a runner that queues requests itself (run_many and "
                         "num_requests), e.g. helpers.openvino_tools.openvino_throughput_runner")
-    if method == "async":
-        if in_flight is not None and in_flight != runner.num_requests:
+    if method == "async" and queueing is not None:
+        if in_flight is not None and in_flight != queueing.num_requests:
             raise ValueError(f"with method='async' in_flight is the runner's request count "
-                             f"({runner.num_requests}); pass num_requests to the factory")
-        in_flight = runner.num_requests
+                             f"({queueing.num_requests}); pass num_requests to the factory")
+        in_flight = queueing.num_requests
     in_flight = max(1, int(in_flight or 1))
     warmup = 2 * in_flight if warmup is None else warmup
     validate_inputs(runner.inputs, inputs)
-    timed = _timed_async if method == "async" else _timed_threads
+    counts = {"requests": requests, "in_flight": in_flight, "warmup": warmup}
     with getattr(runner, "thread_scope", contextlib.nullcontext)():  # e.g. PyTorch's process-wide thread count, once for the measurement
-        seconds, latencies = timed(runner, inputs, requests=requests, in_flight=in_flight, warmup=warmup)
+        if method == "async" and queueing is not None:
+            seconds, latencies = _timed_async(queueing, inputs, **counts)
+        else:
+            seconds, latencies = _timed_threads(runner, inputs, **counts)
     return ThroughputResult(
-        label=label or getattr(runner, "name", type(runner).__name__),
+        label=label or str(getattr(runner, "name", type(runner).__name__)),
         requests=requests, batch_size=_batch_of(inputs), in_flight=in_flight, seconds=seconds,
         latencies_ms=np.asarray(latencies, dtype=float), method=method,
         runner_info=dict(runner.describe()),

@@ -43,11 +43,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from helpers.benchmark.limits import last_limits
 from helpers.course.results import jsonable
 from helpers.hardware import fingerprint as _fingerprint
-from helpers.runners.torch_family import torch_threads
+from helpers.runners import torch_threads
 
 __all__ = [
     "BenchmarkResult",
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 
-def percentile(values: Any, q: float) -> float:
+def percentile(values: ArrayLike, q: float) -> float:
     """The ``q``-th percentile (0-100) of ``values`` (``numpy.percentile``, linear
     interpolation); NaN when there are no values."""
     array = np.asarray(values, dtype=np.float64)
@@ -158,7 +159,7 @@ class BenchmarkResult:
         )
 
 
-def is_runner(obj: Any) -> bool:
+def is_runner(obj: object) -> bool:
     """Duck-typed check for a :class:`helpers.runners.Runner` (has ``describe`` and ``run``)."""
     return callable(getattr(obj, "describe", None)) and callable(getattr(obj, "run", None))
 
@@ -185,7 +186,7 @@ def _runner_threads(info: Mapping[str, Any]) -> dict[str, Any]:
     return _current_threads()
 
 
-def label_of(obj: Any) -> str:
+def label_of(obj: object) -> str:
     name = getattr(obj, "name", None)
     if isinstance(name, str) and name:
         return name
@@ -236,7 +237,7 @@ def benchmark(
         info = dict(runner_or_callable.describe())
         run_fn = runner_or_callable.run
 
-        def call() -> Any:
+        def call() -> object:
             return run_fn(inputs)
 
         threads = _runner_threads(info)
@@ -251,7 +252,7 @@ def benchmark(
             call = fn
         else:
 
-            def call() -> Any:
+            def call() -> object:
                 return fn(inputs)
 
         threads = _current_threads()

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,20 @@ from helpers import runners
 from helpers.benchmark import benchmark
 from helpers.cache import cached_export
 
+if TYPE_CHECKING:
+    import os
+
+    import pandas as pd
+    import torch
+    from PIL import Image
+
+    from helpers.catalog import LoadedModel
+
+    #: What can be classified: a sample's path, encoded bytes, a file object or a PIL image.
+    ImageSource = str | os.PathLike[str] | bytes | bytearray | io.IOBase | Image.Image
+
 __all__ = [
+    "DEMO_ARTIFACTS",
     "RUNTIMES",
     "ClassifierDemo",
     "RuntimeOption",
@@ -47,18 +60,16 @@ __all__ = [
     "usable_runtimes",
 ]
 
-#: Runtimes the demo can run: key -> (label, key in available_runtimes(), why it may be missing).
-RUNTIMES: dict[str, tuple[str, str, str]] = {
-    key: (runners.RUNTIME_LABELS[key], key, f"needs {runners.RUNTIME_NEEDS[key]}")
-    for key in (
-        "pytorch",
-        "pytorch-cuda",
-        "onnxruntime",
-        "onnxruntime-cuda",
-        "onnxruntime-openvino",
-        "openvino",
-    )
-}
+#: What the demo can hand a runtime: the model itself and its ONNX export (export_for_demo).
+DEMO_ARTIFACTS = ("module", "onnx")
+#: Runtimes the demo can run, from the registry (every runtime whose artifact is one of
+#: :data:`DEMO_ARTIFACTS`): key -> (label, key in available_runtimes(), why it may be missing).
+#: A live view: a runtime registered later is offered too.
+RUNTIMES: runners.RegistryView[tuple[str, str, str]] = runners.RegistryView(
+    lambda spec: (spec.label, spec.key, f"needs {spec.needs}"),
+    lambda spec: spec.artifact in DEMO_ARTIFACTS,
+    "widgets.RUNTIMES",
+)
 _INPUT, _OUTPUT = "pixels", "logits"
 
 
@@ -158,7 +169,9 @@ def runtime_picker(default: Sequence[str] | None = None, **kwargs: Any) -> Runti
 # --------------------------------------------------------------------------------------------
 # The classifier, without widgets
 # --------------------------------------------------------------------------------------------
-def export_for_demo(model: Any, input_size: int = 224, folder: str | Path | None = None) -> Path:
+def export_for_demo(
+    model: torch.nn.Module, input_size: int = 224, folder: str | Path | None = None
+) -> Path:
     """Export ``model`` to ONNX once (dynamic batch, input ``pixels``, output ``logits``).
 
     Cached with :func:`helpers.cache.cached_export` under the model's weights and the input size
@@ -192,7 +205,7 @@ def export_for_demo(model: Any, input_size: int = 224, folder: str | Path | None
 
 def build_runner(
     key: str,
-    model: Any,
+    model: torch.nn.Module,
     *,
     input_size: int = 224,
     onnx_path: str | Path | None = None,
@@ -203,7 +216,7 @@ def build_runner(
     if key not in RUNTIMES:
         raise ValueError(f"unknown runtime {key!r}; choose from {', '.join(RUNTIMES)}")
     specs = [runners.TensorSpec(_INPUT, ("batch", 3, input_size, input_size), "float32")]
-    if key in runners.TORCH_RUNTIMES:
+    if runners.runtime_spec(key).artifact == "module":
         return runners.for_runtime(key, model, threads, inputs=specs, output_names=[_OUTPUT])
     if onnx_path is None:
         raise ValueError(f"{RUNTIMES[key][0]} runs an ONNX file: pass onnx_path (see export_for_demo)")
@@ -229,7 +242,7 @@ class RuntimePrediction:
 
 
 def classify_image(
-    image: Any,
+    image: ImageSource,
     runner_map: Mapping[str, runners.Runner],
     *,
     labels: Sequence[str] | None = None,
@@ -267,7 +280,7 @@ def classify_image(
     return results
 
 
-def predictions_frame(predictions: Sequence[RuntimePrediction]) -> Any:
+def predictions_frame(predictions: Sequence[RuntimePrediction]) -> pd.DataFrame:
     """One row per runtime: top-1 label and probability, the top-k list, latency (ms), device."""
     import pandas as pd
 
@@ -319,18 +332,20 @@ def predictions_html(predictions: Sequence[RuntimePrediction], *, caption: str =
 # --------------------------------------------------------------------------------------------
 # The demo widget
 # --------------------------------------------------------------------------------------------
-def _uploaded_bytes(value: Any) -> tuple[str, bytes] | None:
+def _uploaded_bytes(value: object) -> tuple[str, bytes] | None:
     """(name, bytes) of the first file in a FileUpload value (ipywidgets 8 tuple or 7 dict)."""
     if not value:
         return None
     if isinstance(value, Mapping):  # ipywidgets 7: {name: {"metadata": ..., "content": ...}}
         name, item = next(iter(value.items()))
         return str(name), bytes(item["content"])
-    item = value[0]
+    if not isinstance(value, Sequence):
+        raise TypeError(f"a FileUpload value is a tuple of files, got {type(value).__name__}")
+    item = value[0]  # ipywidgets 8: ({"name": ..., "content": memoryview}, ...)
     return str(item.get("name", "upload")), bytes(item["content"])
 
 
-def _thumbnail_jpeg(pil: Any, size: int = 224) -> bytes:
+def _thumbnail_jpeg(pil: Image.Image, size: int = 224) -> bytes:
     thumb = pil.copy()
     thumb.thumbnail((size, size))
     buffer = io.BytesIO()
@@ -349,7 +364,7 @@ class ClassifierDemo:
 
     def __init__(
         self,
-        loaded: Any = None,
+        loaded: LoadedModel | None = None,
         *,
         source: str = "auto",
         runtimes: Sequence[str] | None = None,
@@ -372,7 +387,7 @@ class ClassifierDemo:
         self.samples = image_utils.sample_images()
         self._runners: dict[str, runners.Runner] = {}
         self._onnx_path: Path | None = None
-        self.current: Any = next(iter(self.samples.values()))
+        self.current: ImageSource = next(iter(self.samples.values()))
         self.current_name = next(iter(self.samples))
         self.last: list[RuntimePrediction] = []
 
@@ -423,7 +438,7 @@ class ClassifierDemo:
         for key in keys:
             if key not in self._runners:
                 onnx_path = None
-                if key in runners.ONNX_RUNTIMES:
+                if runners.runtime_spec(key).artifact == "onnx":
                     if self._onnx_path is None:
                         self.status.value = "<i>exporting the model to ONNX (once)…</i>"
                         self._onnx_path = export_for_demo(self.model, self.size)
@@ -436,7 +451,7 @@ class ClassifierDemo:
 
     # -- the function behind the widgets --------------------------------------------------
     def predict(
-        self, image: Any = None, runtimes: Sequence[str] | None = None
+        self, image: ImageSource | None = None, runtimes: Sequence[str] | None = None
     ) -> list[RuntimePrediction]:
         """Predictions for ``image`` (a sample name, path, bytes or PIL image; default: current)."""
         if isinstance(image, str) and image in self.samples:
@@ -454,8 +469,12 @@ class ClassifierDemo:
         )
 
     def run(
-        self, image: Any = None, runtimes: Sequence[str] | None = None, *, name: str | None = None
-    ) -> Any:
+        self,
+        image: ImageSource | None = None,
+        runtimes: Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+    ) -> pd.DataFrame:
         """Classify ``image`` (default: the current one), update the widgets, return the table.
 
         ``image``: a sample name (see ``demo.samples``), a path, encoded bytes or a PIL image.
@@ -489,7 +508,7 @@ class ClassifierDemo:
         )
         return predictions_frame(self.last)
 
-    def _failed(self, message: str) -> Any:
+    def _failed(self, message: str) -> pd.DataFrame:
         """Show ``message`` instead of predictions (the widget stays usable); an empty table."""
         self.last = []
         self.status.value = ""
@@ -510,6 +529,6 @@ class ClassifierDemo:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def classifier_demo(loaded: Any = None, **kwargs: Any) -> ClassifierDemo:
+def classifier_demo(loaded: LoadedModel | None = None, **kwargs: Any) -> ClassifierDemo:
     """Build a :class:`ClassifierDemo` (display it to show it)."""
     return ClassifierDemo(loaded, **kwargs)

@@ -194,7 +194,7 @@ class BoundGenerator(Generator):
         self.session = session
 
     @classmethod
-    def from_onnx(  # type: ignore[override]
+    def from_onnx(
         cls,
         onnx_path: str | Path,
         config: Any,
@@ -239,7 +239,7 @@ class BoundGenerator(Generator):
             raise ValueError("strategy must be 'greedy' or 'sample'")
         ids, mask = self.check_context(input_ids, attention_mask, max_new_tokens, truncate_prompt=truncate_prompt)
         rng = np.random.default_rng(seed)
-        choice = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        choice: dict[str, Any] = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
         finished = np.zeros(ids.shape[0], dtype=bool)
         eos = np.array(self.eos_token_ids, dtype=np.int64)
         decode = (_BufferedDecode if use_cache else _UncachedDecode)(self, ids, mask, max_new_tokens)

@@ -95,7 +95,7 @@ def decode_graphs(
         past_present = step("KV-cache export", lambda p: export_with_kv_cache(model, p), f"{kind}_kv.onnx")
         buffer = step("KV-buffer export", lambda p: export_with_kv_buffer(model, p), f"{kind}_kv_buffer.onnx")
         graphs = DecodeGraphs(past_present, {"fp32": buffer} if "fp32" in formats else {})
-        builders = {
+        builders: dict[str, tuple[Callable[[Path], Any], dict[str, Any]]] = {
             "dynamic INT8": (lambda p: _dynamic_int8(buffer, p, reduce_range), {"reduce_range": reduce_range}),
             "weight-only INT8": (functools.partial(_weight_only, buffer, bits=8), {"bits": 8, "block": 32}),
             "weight-only INT4": (functools.partial(_weight_only, buffer, bits=4), {"bits": 4, "block": 32}),

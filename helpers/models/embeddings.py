@@ -14,14 +14,19 @@ sentence-transformers' pooling: average the encoder's last hidden state over the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MeanPooledEncoder", "cosine_similarity", "mean_pool", "sentence_embeddings"]
 
 
-def mean_pool(last_hidden_state: Any, attention_mask: Any, *, normalize: bool = True) -> Any:
+def mean_pool(
+    last_hidden_state: torch.Tensor, attention_mask: torch.Tensor, *, normalize: bool = True
+) -> torch.Tensor:
     """Average of the token vectors over unmasked tokens (torch tensors ``[B, S, H]``, ``[B, S]``),
     L2-normalised unless ``normalize=False``; returns ``[B, H]``."""
     import torch
@@ -44,7 +49,7 @@ class MeanPooledEncoder(_module_base()):  # type: ignore[misc]
     embedding ``[batch, hidden]`` — export it and the pooling is part of the graph.
     """
 
-    def __init__(self, encoder: Any, *, normalize: bool = True) -> None:
+    def __init__(self, encoder: torch.nn.Module, *, normalize: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
         self.normalize = normalize

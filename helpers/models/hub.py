@@ -27,6 +27,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -77,7 +78,7 @@ def probe_url(url: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
     Results are remembered for 5 minutes per host, so a notebook that loads several models
     waits for an unreachable hub at most once.
     """
-    host = urllib.request.urlparse(url).netloc
+    host = urllib.parse.urlparse(url).netloc
     cached = _PROBES.get(host)
     if cached and time.monotonic() - cached[0] < 300:
         return cached[1], cached[2]

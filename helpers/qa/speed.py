@@ -59,7 +59,7 @@ FUSED_OPERATORS = (
     "Gelu",
 )
 #: Sizes for :func:`bert_qa_for_timing`: ``BertConfig()`` defaults, or the same architecture small.
-SIZES: dict[str, dict[str, int]] = {
+SIZES: dict[str, dict[str, Any]] = {
     "base": {},
     "small": {
         "num_hidden_layers": 2,

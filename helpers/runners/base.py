@@ -72,7 +72,7 @@ def format_signature(specs: Sequence[TensorSpec]) -> str:
     return ", ".join(str(spec) for spec in specs)
 
 
-def _describe_value(value: Any) -> str:
+def _describe_value(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"{value.dtype.name}[{', '.join(str(d) for d in value.shape)}]"
     module = type(value).__module__
@@ -83,7 +83,7 @@ def _describe_value(value: Any) -> str:
     return type(value).__name__
 
 
-def _describe_inputs(inputs: Mapping[str, Any]) -> str:
+def _describe_inputs(inputs: Mapping[str, object]) -> str:
     return (
         ", ".join(f"{name}: {_describe_value(value)}" for name, value in inputs.items())
         or "nothing"

@@ -7,13 +7,18 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from helpers.runners.base import Runner, TensorSpec, base_description, report_fallback
+from helpers.runners.spec import RuntimeSpec, module_available
 
-__all__ = ["openvino_runner", "ov_dtype_name", "ov_port_name"]
+if TYPE_CHECKING:
+    import openvino as ov
+    import torch
+
+__all__ = ["RUNTIMES", "openvino_runner", "ov_dtype_name", "ov_port_name"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -21,7 +26,7 @@ __all__ = ["openvino_runner", "ov_dtype_name", "ov_port_name"]
 # --------------------------------------------------------------------------------------------
 
 
-def ov_dtype_name(element_type: Any) -> str:
+def ov_dtype_name(element_type: ov.Type) -> str:
     """The numpy dtype name of an OpenVINO element type (``"float32"``); its own name if numpy has none."""
     try:
         return np.dtype(element_type.to_dtype()).name
@@ -29,7 +34,7 @@ def ov_dtype_name(element_type: Any) -> str:
         return str(element_type)
 
 
-def ov_port_name(port: Any) -> str | None:
+def ov_port_name(port: ov.Output | ov.ConstOutput) -> str | None:
     """A compiled model's input/output port name, or None when the port has no name."""
     names = port.get_names()
     if not names:
@@ -69,8 +74,8 @@ class _OpenVinoRunner(Runner):
 
     def __init__(
         self,
-        core: Any,
-        compiled: Any,
+        core: ov.Core,
+        compiled: ov.CompiledModel,
         *,
         name: str | None,
         device: str,
@@ -170,7 +175,7 @@ class _OpenVinoRunner(Runner):
 
 
 def openvino_runner(
-    model_path_or_module: str | Path | Any,
+    model_path_or_module: str | Path | ov.Model | torch.nn.Module | torch.export.ExportedProgram,
     *,
     device: str = "CPU",
     hint: str = "LATENCY",
@@ -288,3 +293,35 @@ def openvino_runner(
         short = {"bfloat16": "bf16", "float16": "fp16"}.get(runner.precision)
         runner.name = f"OpenVINO {device}" + (f" ({short})" if short else "")
     return runner
+
+
+# --------------------------------------------------------------------------------------------
+# The runtime record (collected by helpers.runners.runtimes)
+# --------------------------------------------------------------------------------------------
+def _make_openvino(
+    artifact: str | Path | ov.Model,
+    *,
+    name: str,
+    threads: int | None = None,
+    strict: bool = False,
+    precision: str | None = None,
+    **_: object,
+) -> Runner:
+    return openvino_runner(
+        artifact, device="CPU", threads=threads, name=name, precision=precision, strict=strict
+    )
+
+
+#: Native OpenVINO on the CPU (latency mode; the throughput runner is a mode of the same runtime,
+#: see :mod:`helpers.runners.openvino_throughput`).
+RUNTIMES: tuple[RuntimeSpec, ...] = (
+    RuntimeSpec(
+        key="openvino",
+        label="OpenVINO (native)",
+        needs="OpenVINO (openvino)",
+        artifact="onnx",
+        available=lambda: module_available("openvino"),
+        make=_make_openvino,
+        reduced_precision=True,
+    ),
+)

@@ -6,6 +6,13 @@ lock, every call uses all the threads. :func:`openvino_throughput_runner` compil
 ``run`` takes an idle request from a pool (safe from any number of threads, one call per
 stream at a time), ``run_many`` pushes a list of inputs through an ``openvino.AsyncInferQueue``.
 :func:`compiled_settings` reads back what OpenVINO chose with ``get_property``.
+
+It is not an entry of the runtime registry (:func:`helpers.runners.runtime_specs`): it is the
+``openvino`` runtime — same package, same availability, same artifact — in another execution
+mode, and the registry's users compare runtimes one request at a time (the environment report,
+the classroom widgets, latency tables). A second key would count OpenVINO twice and put a
+request pool into latency comparisons. Servers and :func:`helpers.benchmark.measure_throughput`
+ask for it by name.
 """
 
 from __future__ import annotations
@@ -17,20 +24,22 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from helpers.display import banner
-from helpers.runners import (
+from helpers.runners.base import (
     ProviderFallbackWarning,
     ProviderUnavailableError,
     Runner,
     TensorSpec,
-    ov_dtype_name,
-    ov_port_name,
     validate_inputs,
 )
+from helpers.runners.openvino import ov_dtype_name, ov_port_name
+
+if TYPE_CHECKING:
+    import openvino as ov
 
 __all__ = [
     "SETTINGS",
@@ -57,7 +66,7 @@ _PRECISIONS = {"f32": "f32", "fp32": "f32", "float32": "f32", "bf16": "bf16", "b
                "f16": "f16", "fp16": "f16", "float16": "f16"}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """An OpenVINO property value as a plain Python value (Type → ``"f32"``, enums → names)."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
@@ -70,7 +79,7 @@ def _plain(value: Any) -> Any:
     return name if isinstance(name, str) else str(value)
 
 
-def compiled_settings(compiled: Any, keys: Sequence[str] = SETTINGS) -> dict[str, Any]:
+def compiled_settings(compiled: ov.CompiledModel, keys: Sequence[str] = SETTINGS) -> dict[str, Any]:
     """``{property: value}`` read back from a compiled model with ``get_property``.
 
     Properties the compiled model does not have are left out (an ``AUTO`` model has no
@@ -85,12 +94,12 @@ def compiled_settings(compiled: Any, keys: Sequence[str] = SETTINGS) -> dict[str
     return out
 
 
-def port_name(port: Any, fallback: str) -> str:
+def port_name(port: ov.Output | ov.ConstOutput, fallback: str) -> str:
     """The port's tensor name, or ``fallback`` when it has none."""
     return ov_port_name(port) or fallback
 
 
-def _port_spec(port: Any, fallback: str) -> TensorSpec:
+def _port_spec(port: ov.Output | ov.ConstOutput, fallback: str) -> TensorSpec:
     shape = tuple(None if d.is_dynamic else d.get_length() for d in port.get_partial_shape())
     return TensorSpec(port_name(port, fallback), shape, ov_dtype_name(port.get_element_type()))
 
@@ -112,8 +121,8 @@ class ThroughputRunner(Runner):
 
     def __init__(
         self,
-        core: Any,
-        compiled: Any,
+        core: ov.Core,
+        compiled: ov.CompiledModel,
         *,
         name: str,
         device_requested: str,
@@ -142,17 +151,17 @@ class ThroughputRunner(Runner):
         self.precision = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}.get(
             str(self.settings.get("INFERENCE_PRECISION_HINT", "f32")), "float32"
         )
-        self._pool: queue.Queue[Any] = queue.Queue()
+        self._pool: queue.Queue[ov.InferRequest] = queue.Queue()
         for _ in range(self.num_requests):
             self._pool.put(compiled.create_infer_request())
         self._async_lock = threading.Lock()  # one run_many at a time owns the AsyncInferQueue
-        self._async_queue: Any = None
+        self._async_queue: ov.AsyncInferQueue | None = None
 
     # -- one call ----------------------------------------------------------------------------
     def _feed(self, inputs: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
         return {i: inputs[spec.name] for i, spec in enumerate(self.inputs)}
 
-    def _outputs(self, request: Any) -> dict[str, np.ndarray]:
+    def _outputs(self, request: ov.InferRequest) -> dict[str, np.ndarray]:
         return {
             name: np.array(request.get_output_tensor(i).data, copy=True)
             for i, name in enumerate(self.output_names)
@@ -189,7 +198,7 @@ class ThroughputRunner(Runner):
         started = [0] * len(batches)
         finished = [0] * len(batches)
 
-        def done(request: Any, index: int) -> None:
+        def done(request: ov.InferRequest, index: int) -> None:
             # Never raise here: an exception in a callback poisons the AsyncInferQueue.
             finished[index] = time.perf_counter_ns()
             try:
@@ -256,7 +265,7 @@ class ThroughputRunner(Runner):
         }
 
 
-def _check_device(core: Any, device: str, strict: bool) -> tuple[str, str | None]:
+def _check_device(core: ov.Core, device: str, strict: bool) -> tuple[str, str | None]:
     available = list(core.available_devices)
     base = device.split(":")[0].split(".")[0].upper()
     if base in _VIRTUAL_DEVICES or any(d.split(".")[0] == base for d in available):
@@ -271,7 +280,7 @@ def _check_device(core: Any, device: str, strict: bool) -> tuple[str, str | None
 
 
 def openvino_throughput_runner(
-    model: str | Path | Any,
+    model: str | Path | ov.Model,
     *,
     device: str = "CPU",
     hint: str = "THROUGHPUT",
@@ -318,7 +327,7 @@ def openvino_throughput_runner(
         path = Path(model)
         if not path.is_file():
             raise FileNotFoundError(f"no model file at {path}")
-        source: Any = str(path)
+        source: str | ov.Model = str(path)
         artifact = str(path)
     elif isinstance(model, ov.Model):
         source, artifact = model, "ov.Model"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,8 +18,12 @@ from helpers.runners.base import (
     default_threads,
     report_fallback,
 )
+from helpers.runners.spec import RuntimeSpec, module_available
 
-__all__ = ["ORT_DTYPES", "ort_providers_for", "ort_runner"]
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["ORT_DTYPES", "RUNTIMES", "ort_providers_for", "ort_runner"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,7 +116,7 @@ def _onnx_precision(path: Path) -> str:
     return "float32"
 
 
-def _dims(shape: Sequence[Any]) -> tuple[int | str | None, ...]:
+def _dims(shape: Sequence[int | str | None]) -> tuple[int | str | None, ...]:
     out: list[int | str | None] = []
     for dim in shape:
         if (isinstance(dim, int) and dim >= 0) or (isinstance(dim, str) and dim):
@@ -126,7 +131,7 @@ class _OrtRunner(Runner):
 
     def __init__(
         self,
-        session: Any,
+        session: onnxruntime.InferenceSession,
         *,
         name: str,
         path: Path,
@@ -184,7 +189,7 @@ class _OrtRunner(Runner):
 
 
 def ort_runner(
-    onnx_path: str | Path,
+    onnx_path: str | os.PathLike[str],
     *,
     providers: Sequence[str] = ("CPUExecutionProvider",),
     name: str | None = None,
@@ -325,3 +330,89 @@ def ort_runner(
         optimized_model_path=str(optimized_model_path) if optimized_model_path else None,
         provider_options={p: options.get(p, {}) for p in usable if options.get(p)},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The runtime records (collected by helpers.runners.runtimes)
+# --------------------------------------------------------------------------------------------
+def _listed_providers() -> list[str]:
+    """The execution providers this ONNX Runtime build lists; none when it is missing or broken."""
+    if not module_available("onnxruntime"):
+        return []
+    try:
+        import onnxruntime as ort
+
+        return list(ort.get_available_providers())
+    except Exception:  # a broken install (two ORT packages over each other) counts as absent
+        return []
+
+
+def _ort_spec(
+    key: str,
+    label: str,
+    needs: str,
+    target: str,
+    *,
+    needs_gpu: bool = False,
+    provider_options: Mapping[str, str] | None = None,
+    fp32_options: Mapping[str, str] | None = None,
+) -> RuntimeSpec:
+    """A runtime that is ONNX Runtime on the first provider of ``ort_providers_for(target)``.
+
+    ``provider_options`` go to that provider always; ``fp32_options`` when ``precision=`` asks
+    for true fp32 (e.g. no TF32 matmuls on the CUDA EP).
+    """
+    provider = ort_providers_for(target)[0]
+
+    def make(
+        artifact: str | Path,
+        *,
+        name: str,
+        threads: int | None = None,
+        strict: bool = False,
+        precision: str | None = None,
+        **_: object,
+    ) -> Runner:
+        options = dict(provider_options or {})
+        if precision is not None:
+            options.update(fp32_options or {})
+        return ort_runner(
+            artifact,
+            providers=ort_providers_for(target),
+            name=name,
+            threads=threads,
+            strict=strict,
+            provider_options={provider: options} if options else None,
+        )
+
+    return RuntimeSpec(
+        key=key,
+        label=label,
+        needs=needs,
+        artifact="onnx",
+        available=lambda: provider in _listed_providers(),
+        make=make,
+        needs_gpu=needs_gpu,
+        execution_provider=provider,
+    )
+
+
+#: ONNX Runtime's runtimes (one per execution provider), in display order.
+RUNTIMES: tuple[RuntimeSpec, ...] = (
+    _ort_spec("onnxruntime", "ONNX Runtime — CPU EP", "ONNX Runtime (onnxruntime)", "cpu"),
+    _ort_spec(
+        "onnxruntime-cuda",
+        "ONNX Runtime — CUDA EP",
+        "the gpu environment (onnxruntime-gpu) and a GPU",
+        "cuda",
+        needs_gpu=True,
+        fp32_options={"use_tf32": "0"},
+    ),
+    _ort_spec(
+        "onnxruntime-openvino",
+        "ONNX Runtime — OpenVINO EP",
+        "the openvino environment (onnxruntime-openvino)",
+        "openvino",
+        provider_options={"device_type": "CPU"},
+    ),
+)

@@ -9,10 +9,12 @@ matching ``sha256=`` or with ``trusted=True``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
-from collections.abc import Iterator, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,9 +24,14 @@ from helpers.runners.base import (
     base_description,
     report_fallback,
 )
+from helpers.runners.spec import RunnerFactory, RuntimeSpec, module_available
 from helpers.runners.trust import check_pt2, check_sha256, require_trusted_code
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
+    "RUNTIMES",
     "aoti_runner",
     "exported_program_runner",
     "torch_runner",
@@ -38,7 +45,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _torch_precision(module: Any) -> str:
+def _torch_precision(module: torch.nn.Module) -> str:
     try:
         param = next(iter(module.parameters()))
     except (StopIteration, AttributeError, TypeError):
@@ -46,16 +53,16 @@ def _torch_precision(module: Any) -> str:
     return str(param.dtype).replace("torch.", "")
 
 
-def _flatten(value: Any) -> list[Any]:
+def _flatten(value: object) -> list[object]:
     if isinstance(value, (list, tuple)):
-        flat: list[Any] = []
+        flat: list[object] = []
         for item in value:
             flat.extend(_flatten(item))
         return flat
     return [value]
 
 
-def _to_numpy(value: Any, name: str) -> np.ndarray:
+def _to_numpy(value: object, name: str) -> np.ndarray:
     import torch
 
     if isinstance(value, torch.Tensor):
@@ -70,7 +77,7 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
     raise TypeError(f"output {name!r} is a {type(value).__name__}, not a tensor")
 
 
-def _map_outputs(result: Any, output_names: Sequence[str]) -> dict[str, np.ndarray]:
+def _map_outputs(result: object, output_names: Sequence[str]) -> dict[str, np.ndarray]:
     """Map a tensor, tuple/list, dict or transformers ModelOutput to ``output_names``."""
     names = list(output_names)
     if isinstance(result, Mapping):  # dict, transformers ModelOutput (an OrderedDict)
@@ -116,7 +123,7 @@ class _TorchFamilyRunner(Runner):
 
     def __init__(
         self,
-        fn: Any,
+        fn: Callable[..., object],
         inputs: Sequence[TensorSpec],
         output_names: Sequence[str],
         *,
@@ -199,7 +206,7 @@ def _resolve_torch_device(device: str, *, strict: bool) -> str:
 
 
 def torch_runner(
-    model: Any,
+    model: torch.nn.Module,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
     *,
@@ -235,7 +242,7 @@ def torch_runner(
 
 
 def torchscript_runner(
-    path: str | Path | Any,
+    path: str | Path | torch.jit.ScriptModule,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
     *,
@@ -282,7 +289,7 @@ def torchscript_runner(
 
 
 def exported_program_runner(
-    path_or_program: str | Path | Any,
+    path_or_program: str | Path | torch.export.ExportedProgram,
     inputs: Sequence[TensorSpec],
     output_names: Sequence[str],
     *,
@@ -377,3 +384,120 @@ def aoti_runner(
         threads=threads,
         artifact=str(package_path),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The runtime records (collected by helpers.runners.runtimes)
+# --------------------------------------------------------------------------------------------
+def _torch_has(*attributes: str) -> bool:
+    """``torch`` is installed and has ``torch.<a>.<b>...`` (e.g. ``"jit.load"``)."""
+    if not module_available("torch"):
+        return False
+    import torch
+
+    for dotted in attributes:
+        value: object = torch
+        for part in dotted.split("."):
+            if not hasattr(value, part):
+                return False
+            value = getattr(value, part)
+    return True
+
+
+def _cuda_usable() -> bool:
+    if not module_available("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _aoti_buildable() -> bool:
+    return module_available("torch._inductor") and any(
+        shutil.which(cc) for cc in ("g++", "c++", "clang++")
+    )
+
+
+def _make_eager(device: str) -> RunnerFactory:
+    def make(
+        artifact: torch.nn.Module,
+        *,
+        inputs: Sequence[TensorSpec],
+        output_names: Sequence[str],
+        name: str,
+        threads: int | None = None,
+        strict: bool = False,
+        **_: object,
+    ) -> Runner:
+        model = copy.deepcopy(artifact) if device != "cpu" else artifact  # the caller's stays put
+        return torch_runner(
+            model, inputs, output_names, name=name, device=device, threads=threads, strict=strict
+        )
+
+    return make
+
+
+def _make_from_file(factory: Callable[..., Runner], *, takes_trusted: bool = False) -> RunnerFactory:
+    """The registry's ``make`` for a runner of a file (or of what loading it gives)."""
+
+    def make(
+        artifact: object,
+        *,
+        inputs: Sequence[TensorSpec],
+        output_names: Sequence[str],
+        name: str,
+        threads: int | None = None,
+        trusted: bool = False,
+        **_: object,
+    ) -> Runner:
+        extra = {"trusted": trusted} if takes_trusted else {}
+        return factory(artifact, inputs, output_names, name=name, threads=threads, **extra)
+
+    return make
+
+
+#: The PyTorch family's runtimes, in display order.
+RUNTIMES: tuple[RuntimeSpec, ...] = (
+    RuntimeSpec(
+        key="pytorch",
+        label="PyTorch eager",
+        needs="PyTorch (torch)",
+        artifact="module",
+        available=lambda: module_available("torch"),
+        make=_make_eager("cpu"),
+    ),
+    RuntimeSpec(
+        key="pytorch-cuda",
+        label="PyTorch eager (CUDA)",
+        needs="an NVIDIA GPU visible to PyTorch",
+        artifact="module",
+        available=_cuda_usable,
+        make=_make_eager("cuda"),
+        needs_gpu=True,
+    ),
+    RuntimeSpec(
+        key="torchscript",
+        label="TorchScript (legacy)",
+        needs="torch.jit",
+        artifact="torchscript",
+        available=lambda: _torch_has("jit.load"),
+        make=_make_from_file(torchscript_runner),
+        legacy=True,
+    ),
+    RuntimeSpec(
+        key="torch.export",
+        label="torch.export",
+        needs="torch.export",
+        artifact="exported-program",
+        available=lambda: _torch_has("export.load"),
+        make=_make_from_file(exported_program_runner, takes_trusted=True),
+    ),
+    RuntimeSpec(
+        key="aoti",
+        label="AOTInductor",
+        needs="a C++ compiler (g++) for AOTInductor",
+        artifact="aoti-package",
+        available=_aoti_buildable,
+        make=_make_from_file(aoti_runner, takes_trusted=True),
+    ),
+)

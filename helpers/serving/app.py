@@ -520,11 +520,12 @@ def create_app(
     original_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = original_openapi()
+        schema = app.openapi_schema
+        if schema is None:
+            schema = original_openapi()  # sets app.openapi_schema to this dict
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["PredictRequest"] = PredictRequest.model_json_schema()
-        return app.openapi_schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     for router in routers:

@@ -288,8 +288,8 @@ def _decode_inputs(
     unknown = [n for n in names if n not in specs]
     missing = [n for n in specs if n not in names]
     if unknown or missing:
-        problem = "; ".join(filter(None, [unknown and f"unknown input(s) {unknown}",
-                                          missing and f"missing input(s) {missing}"]))
+        problem = "; ".join(filter(None, [f"unknown input(s) {unknown}" if unknown else None,
+                                          f"missing input(s) {missing}" if missing else None]))
         raise _Problem(400, f"{problem}. The model expects: {expected}")
     arrays: dict[str, np.ndarray] = {}
     offset = 0

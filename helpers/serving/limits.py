@@ -347,5 +347,5 @@ def header_deadline_protocol(header_timeout_s: float) -> type:
                 self.transport.write(_timeout_response(header_timeout_s))
             self.transport.close()
 
-    HeaderDeadlineProtocol.header_timeout_s = header_timeout_s  # type: ignore[attr-defined]
+    HeaderDeadlineProtocol.header_timeout_s = header_timeout_s
     return HeaderDeadlineProtocol

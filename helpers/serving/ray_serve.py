@@ -245,7 +245,7 @@ def ray_cluster(
         yield cluster
     finally:
         t1 = time.perf_counter()
-        printed, native = io.StringIO(), []
+        printed, native = io.StringIO(), list[str]()
         # Ray's driver thread prints the raylet's messages (coloured) to sys.stdout/stderr;
         # its C++ core writes to file descriptor 2 directly.
         with native_stderr(native), contextlib.redirect_stdout(printed), \
@@ -352,7 +352,9 @@ def ray_serve_app(
                 body_timeout_s=body_timeout_s,
             )
 
-    return ImageClassifierDeployment.bind(str(Path(onnx_path).resolve()), options)
+    return ImageClassifierDeployment.bind(  # type: ignore[attr-defined]  # serve.deployment adds bind
+        str(Path(onnx_path).resolve()), options
+    )
 
 
 def start_ray_serve(

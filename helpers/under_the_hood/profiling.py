@@ -192,7 +192,7 @@ def from_torch_profiler(prof: Any, *, trace: str | Path | None = None) -> pd.Dat
     runs = [e for e in events if e.name == RUN_LABEL]
     groups = [run.cpu_children for run in runs] if runs else [
         [e for e in events if e.cpu_parent is None]]
-    rows = []
+    rows: list[tuple[str, str, float]] = []
     for ops in groups:  # the k-th call of a run is the same node in every run
         ordered = sorted(ops, key=lambda e: e.time_range.start)
         rows.extend((e.name, f"{k}:{e.name}", e.cpu_time_total) for k, e in enumerate(ordered))
