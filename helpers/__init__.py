@@ -59,6 +59,7 @@ Serving:
 The suite around the notebooks:
 
 - ``cpp``            build and run the C++ consumers (TorchScript, AOTInductor, ONNX Runtime)
+- ``kernels``        the environments' Jupyter kernel names, the notebooks' standard kernelspec
 - ``widgets``        ipywidgets for classroom use
 - ``exercises/``     exercises with automatic checks (``nbNN.py``: one notebook's exercises)
 - ``output_checks``  checks that an executed notebook's outputs are clean

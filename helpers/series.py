@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from helpers import output_checks
+from helpers.kernels import kernel_name
 from helpers.paths import REPO_ROOT, output_root
 from helpers.results import ENV_VAR, load
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-KERNEL_PREFIX = "inference-"
 
 
 @dataclass
@@ -113,7 +113,7 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
             str(info.path),
             str(executed),
             parameters={"profile": profile},
-            kernel_name=f"{KERNEL_PREFIX}{env}",
+            kernel_name=kernel_name(env),
             cwd=str(info.path.parent),
             progress_bar=False,
             extra_arguments=[f"--ext={output_checks.__name__}"],  # reports figures never displayed

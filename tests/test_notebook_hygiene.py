@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ENVIRONMENTS = {"cpu", "gpu", "openvino"}
@@ -159,7 +161,9 @@ def test_metadata(path: Path) -> None:
     assert isinstance(suite.get("legacy", False), bool)
     assert isinstance(suite.get("prerequisites"), list), "prerequisites: notebook numbers, [] for none"
     assert isinstance(suite.get("short_title"), str) and suite["short_title"], "short_title: its series-map name"
-    assert meta["kernelspec"]["name"].startswith("inference-")
+    assert meta.get("kernelspec") == kernels.STANDARD_KERNELSPEC, (
+        "committed notebooks use the standard python3 kernelspec (make run and make test name the "
+        "environment's kernel themselves): run `python3 helpers/kernels.py`")
 
 
 def test_hygiene_check_catches_outputs() -> None:
