@@ -5,7 +5,7 @@ Standard library only, so it runs with the machine's own Python before any envir
 
     python3 scripts/suite.py setup [--env cpu|gpu|openvino|all]
     python3 scripts/suite.py run   [--env cpu] [--profile full|test] [--only 04 05]
-    python3 scripts/suite.py test  [--env all] [-- extra pytest args]
+    python3 scripts/suite.py test  [--env all] [-- extra pytest args, or paths to test instead]
     python3 scripts/suite.py lab   [--env cpu]
     python3 scripts/suite.py kernels [--env all]   register the kernels (venv + your user)
     python3 scripts/suite.py lock  [--env all]     regenerate requirements/lock/*.txt
@@ -820,9 +820,11 @@ SUMMARY_LINE = re.compile(r"^=+ (?P<body>.*?) in [\d.]+s")
 
 
 def pytest_command(env: str, python: Path, extra: list[str]) -> list[str | Path]:
-    """pytest over the unit tests and the notebooks, each notebook in the environment's kernel."""
-    return [python, "-m", "pytest", "tests", "notebooks", "--nbval-lax",
-            "--nbval-kernel-name", kernel_name(env), "-p", "no:cacheprovider", *extra]
+    """pytest over the unit tests and the notebooks (or the paths among ``extra``), each notebook
+    in the environment's kernel."""
+    targets = [] if any((ROOT / a.split("::")[0]).exists() for a in extra) else ["tests", "notebooks"]
+    return [python, "-m", "pytest", *targets, "--nbval-lax", "--nbval-kernel-name", kernel_name(env),
+            "-p", "no:cacheprovider", *extra]
 
 
 def cmd_test(args: argparse.Namespace) -> int:
