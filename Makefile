@@ -40,7 +40,7 @@ lock:
 	$(SUITE) lock --env $(ENVS)
 
 site:
-	.venvs/$(ENV)/bin/python -m helpers.site
+	.venvs/$(ENV)/bin/python -m helpers.course.site
 
 lint:
 	.venvs/cpu/bin/ruff check .

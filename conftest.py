@@ -8,7 +8,7 @@
   full profile).
 - After a notebook's last cell, one more item (``NN_x.ipynb::output checks``) writes the executed
   notebook to ``outputs/test-<env>/executed/`` and fails, listing every problem, when the outputs
-  are not clean (:mod:`helpers.output_checks`: errors, ANSI codes, bare results, figures never
+  are not clean (:mod:`helpers.course.output_checks`: errors, ANSI codes, bare results, figures never
   shown, HTML as text, cut tables, wording about how the suite was built, deprecation warnings
   outside legacy lessons, files written outside ``outputs/``).
 - The cpu environment runs every unit test. The gpu and openvino environments run the tests of
@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import copy
-import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ except ImportError:  # nbval is in every suite environment; this keeps plain pyt
     IPyNbCell = None
 
 
+# Kernels nbval starts inherit this: progress bars save their final state (nobody watches them).
+os.environ.setdefault("INFERENCE_SUITE_BATCH", "1")
+
+
 def _current_env() -> str:
     from helpers.envreport import environment_name
 
@@ -38,8 +42,9 @@ def _current_env() -> str:
 
 
 def _notebook_envs(path: Path) -> list[str]:
-    meta = json.loads(path.read_text()).get("metadata", {}).get("inference_suite", {})
-    return list(meta.get("environments", []))
+    from helpers.course.notebook_info import read_info
+
+    return read_info(path).environments
 
 
 # Unit-test modules that exercise what differs between environments (ONNX Runtime package,
@@ -101,7 +106,7 @@ class NotebookOutputChecks(pytest.Item):
     def runtest(self) -> None:
         import nbformat
 
-        from helpers import output_checks
+        from helpers.course import output_checks
         from helpers.paths import output_root
 
         if all(item.test_outputs is None for item in self.cells):
@@ -155,13 +160,13 @@ def pytest_runtest_setup(item: pytest.Item):  # noqa: ANN201 - a hook wrapper is
     check = checks.get(item.parent.nodeid) if IPyNbCell is not None and isinstance(item, IPyNbCell) else None
     first = check is not None and check.before is None
     if first:
-        from helpers import output_checks
+        from helpers.course import output_checks
 
         check.before = output_checks.snapshot(item.config.rootpath)
     outcome = yield
     if first and outcome.excinfo is None and getattr(item.parent, "kernel", None) is not None:
         kernel = item.parent.kernel
-        msg_id = kernel.kc.execute("%load_ext helpers.output_checks", silent=True, store_history=False)
+        msg_id = kernel.kc.execute("%load_ext helpers.course.output_checks", silent=True, store_history=False)
         kernel.await_reply(msg_id, timeout=60)
 
 

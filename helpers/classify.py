@@ -4,7 +4,7 @@
 PIL + NumPy only (no torch needed at deployment), call a :class:`helpers.runners.Runner` --
 PyTorch, torch.export, AOTInductor, ONNX Runtime with any execution provider, or OpenVINO --
 and turn logits into top-k ``(label, probability)`` lists. Swapping the runtime never touches
-this function; that is the point notebook 04 makes and notebook 07 (serving) reuses.
+this function; that is the point notebook 04 makes and notebook 08 (serving) reuses.
 
 Preprocessing follows the model: ``size`` is its input size and ``resize`` the short side it was
 trained to see before the centre crop (the catalog's ``LoadedModel.resize``: 232 for ResNet-50
@@ -167,11 +167,12 @@ def classify_folder(
     empty). A bad file never stops the run. ``size`` / ``resize`` as in :func:`classify`.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
+
+    from helpers.display import progress as progress_bar
 
     files = image_files(folder)
     rows: list[dict[str, Any]] = []
-    bar = tqdm(
+    bar = progress_bar(
         total=len(files), desc=f"classify {Path(folder).name}", unit="img", disable=not progress
     )
     for start in range(0, len(files), batch_size):

@@ -808,7 +808,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(env) != 1:
         raise SystemExit("[suite] run executes the series in one environment; pass --env cpu|gpu|openvino")
     python = setup(env[0])
-    cmd = [python, "-m", "helpers.series", "--env", env[0], "--profile", args.profile]
+    cmd = [python, "-m", "helpers.course.series", "--env", env[0], "--profile", args.profile]
     if args.only:
         cmd += ["--only", *args.only]
     if args.output:

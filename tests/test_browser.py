@@ -5,10 +5,10 @@ Needs Debian's ``chromium`` package at ``/usr/bin/chromium`` (set-up step:
 package. Playwright's own browser download (``playwright install``) is never used: the tests
 launch the system Chromium with ``executable_path``. Without it they skip, saying so.
 
-1. The static site (``helpers.site``) built from a small executed notebook, served on
+1. The static site (``helpers.course.site``) built from a small executed notebook, served on
    127.0.0.1: the index lists the notebook, the link opens its rendered page.
 2. JupyterLab, started from this virtual environment with a random token on a free port of
-   127.0.0.1, on a temporary folder holding a copy of notebook 08 (test profile, two runtimes):
+   127.0.0.1, on a temporary folder holding a copy of notebook 17 (test profile, two runtimes):
    *Run → Run All Cells* from the menu, then the classifier widget must show a prediction (a
    class label and a latency in ms), and choosing another photo in the widget's drop-down must
    update it (a round trip browser → kernel → browser). Screenshots go to
@@ -149,7 +149,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.mark.timeout(120)
 def test_rendered_site_in_a_browser(browser, tmp_path: Path) -> None:
-    from helpers import site
+    from helpers.course import site
 
     fake_run(tmp_path / "runs")
     site.build(tmp_path / "runs", tmp_path / "site")
@@ -173,11 +173,11 @@ def test_rendered_site_in_a_browser(browser, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# 2. JupyterLab: run notebook 08, see the widget predict
+# 2. JupyterLab: run notebook 17, see the widget predict
 # --------------------------------------------------------------------------------------------
 def _demo_notebook(folder: Path) -> Path:
-    """Notebook 08 in test settings: two runtimes, the venv's own kernel."""
-    nb = nbformat.read(ROOT / "notebooks" / "08_classroom_demo.ipynb", as_version=4)
+    """Notebook 17 in test settings: two runtimes, the venv's own kernel."""
+    nb = nbformat.read(ROOT / "notebooks" / "17_classroom_demo.ipynb", as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params.source += '\nprofile = "test"\nmodel_source = "tiny"\nruntimes = ["pytorch", "onnxruntime"]\nrepeats = 2'
     # "python3" is ipykernel's native kernel: the Python that runs JupyterLab, i.e. this venv.

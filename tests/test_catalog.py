@@ -16,8 +16,9 @@ import pytest
 import torch
 from fakes import torch_step
 
-from helpers import cache, catalog, embeddings, hub, images
+from helpers import cache, catalog, images
 from helpers.catalog import CatalogError
+from helpers.models import embeddings, hub
 
 torch.set_num_threads(2)
 
@@ -45,8 +46,8 @@ def quick_qa_cache(tmp_path_factory):
 @pytest.fixture
 def quick_offline_qa(monkeypatch, quick_qa_cache):
     """The offline QA source with a one-layer preset, cached in a temporary folder: the catalog's
-    code path in seconds (the full preset trains for minutes; notebook 05 checks its answers)."""
-    from helpers import qa_finetune
+    code path in seconds (the full preset trains for minutes; notebook 06 checks its answers)."""
+    from helpers.qa import finetune as qa_finetune
 
     quick = qa_finetune.TrainSettings(
         name="catalog-test",
@@ -380,7 +381,7 @@ def test_cache_detects_and_rebuilds_corrupt_entries(tmp_path, monkeypatch):
 def test_offline_qa_is_the_fine_tuned_minilm_and_says_what_it_can_answer(
     capfd, quick_offline_qa, quick_qa_cache
 ):
-    from helpers import qa_finetune
+    from helpers.qa import finetune as qa_finetune
 
     lm = catalog.load("question-answering", show_banner=False)  # auto: no canonical offline
     out, err = capfd.readouterr()
@@ -406,8 +407,8 @@ def test_offline_qa_is_the_fine_tuned_minilm_and_says_what_it_can_answer(
 
 
 def test_tiny_qa_is_briefly_fine_tuned_or_random_without_the_fact_packages(capfd, monkeypatch):
-    from helpers import qa_finetune
-    from helpers.qa_facts import QAFactsError
+    from helpers.qa import finetune as qa_finetune
+    from helpers.qa.facts import QAFactsError
 
     tiny = catalog.load("question-answering", "tiny", show_banner=False)
     assert tiny.source == "tiny" and tiny.pretrained and not tiny.meaningful_outputs

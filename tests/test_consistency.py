@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import series
+from helpers.course import series
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

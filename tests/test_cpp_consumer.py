@@ -16,8 +16,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from helpers import cpp, export, tiny_models
+from helpers import export
+from helpers.models import tiny as tiny_models
 from helpers.paths import output_dir
+from helpers.under_the_hood import cpp
 
 pytestmark = pytest.mark.skipif(not cpp.toolchain_available(), reason="needs cmake and a C++ compiler")
 

@@ -1,7 +1,7 @@
 """A custom PyTorch operator end to end: the export failure, two translations, three runtimes.
 
 The operator here (``suite_tests::scaled_swish``, ``x * sigmoid(beta * x)``) is defined by the
-test; notebook 10 defines its own the same way.
+test; notebook 16 defines its own the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import torch
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
-from helpers import custom_ops, export, parity
+from helpers import export, parity
+from helpers.under_the_hood import custom_ops
 
 onnxscript = pytest.importorskip("onnxscript")
 ortx = pytest.importorskip("onnxruntime_extensions")

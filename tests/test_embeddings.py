@@ -1,4 +1,4 @@
-"""helpers.embeddings: mean pooling (eager and in-graph) and cosine similarity."""
+"""helpers.models.embeddings: mean pooling (eager and in-graph) and cosine similarity."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from helpers import embeddings
+from helpers.models import embeddings
 
 
 def test_mean_pool_and_cosine():

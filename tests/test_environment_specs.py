@@ -112,7 +112,7 @@ def test_the_core_leaves_out_what_only_cpu_runs() -> None:
 
 
 def test_the_test_client_gets_httpx2() -> None:
-    """starlette's TestClient (notebook 07, the serving tests) warns when it falls back to httpx."""
+    """starlette's TestClient (notebook 08, the serving tests) warns when it falls back to httpx."""
     cpu = {canonical(r.name) for r in environment_requirements("cpu")}
     assert {"fastapi", "httpx2"} <= cpu
 

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import envreport, exercises, generation, runners, tiny_models
+from helpers import envreport, generation, runners
+from helpers.course import exercises
+from helpers.models import tiny as tiny_models
 
 torch.set_num_threads(1)
 
@@ -73,7 +75,7 @@ def test_missing_context_and_raising_answers_are_feedback() -> None:
     def broken(*args):
         raise ZeroDivisionError("oops")
 
-    fb = wrong("06.1", broken, attention_mask=np.ones((1, 3), np.int64))
+    fb = wrong("07.1", broken, attention_mask=np.ones((1, 3), np.int64))
     assert "ZeroDivisionError" in fb.message
 
 
@@ -176,7 +178,7 @@ def test_03_parity_and_session(tmp_path: Path) -> None:
     assert "intra_op_num_threads = 1" in fb.hint
     fb = wrong("03.2", session(1, "ORT_ENABLE_ALL"), onnx_path=path, inputs=inputs)
     assert "ORT_ENABLE_ALL" in fb.message and "ORT_ENABLE_BASIC" in fb.hint
-    fb = wrong("03.2", runners.ort_runner(path, intra_op_threads=1), onnx_path=path, inputs=inputs)
+    fb = wrong("03.2", runners.ort_runner(path, threads=1), onnx_path=path, inputs=inputs)
     assert "InferenceSession" in fb.hint
     other, _ = gemm_onnx(tmp_path / "other.onnx", noise=0.5)
     fb = wrong("03.2", session(1, "ORT_ENABLE_BASIC", other), onnx_path=path, inputs=inputs)
@@ -235,34 +237,34 @@ def test_05_best_span() -> None:
         return int(np.argmax(s)), int(np.argmax(e))
 
     ctx = dict(start_logits=start, end_logits=end, context_mask=mask, max_answer_len=5)
-    right("05.1", good, **ctx)
-    assert wrong("05.1", naive, **ctx).hint
+    right("06.1", good, **ctx)
+    assert wrong("06.1", naive, **ctx).hint
 
 
 def test_06_positions_and_cache() -> None:
     mask = np.array([[0, 1, 1], [1, 1, 1]], np.int64)
-    right("06.1", lambda m: np.cumsum(m, -1) - 1, attention_mask=mask)
+    right("07.1", lambda m: np.cumsum(m, -1) - 1, attention_mask=mask)
     assert (
         "cumsum"
         in wrong(
-            "06.1", lambda m: np.tile(np.arange(m.shape[1]), (len(m), 1)), attention_mask=mask
+            "07.1", lambda m: np.tile(np.arange(m.shape[1]), (len(m), 1)), attention_mask=mask
         ).hint
     )
 
     layout = generation.CacheLayout(num_layers=3, num_kv_heads=2, head_dim=32)
     expected = layout.cache_bytes_per_token(3) * 10
-    right("06.2", expected, layout=layout, batch=3, tokens=10)
-    assert "AND values" in wrong("06.2", expected // 2, layout=layout, batch=3, tokens=10).hint
+    right("07.2", expected, layout=layout, batch=3, tokens=10)
+    assert "AND values" in wrong("07.2", expected // 2, layout=layout, batch=3, tokens=10).hint
 
 
 def test_07_request_body_and_littles_law() -> None:
     image = b"\xff\xd8\xff fake jpeg bytes"
     body = {"image": base64.b64encode(image).decode("ascii"), "top_k": 3}
-    right("07.1", body, image_bytes=image)
-    assert "base64" in wrong("07.1", {"image": image, "top_k": 3}, image_bytes=image).hint
-    wrong("07.1", {**body, "top_k": 5}, image_bytes=image)
+    right("08.1", body, image_bytes=image)
+    assert "base64" in wrong("08.1", {"image": image, "top_k": 3}, image_bytes=image).hint
+    wrong("08.1", {**body, "top_k": 5}, image_bytes=image)
 
     row = {"concurrency": 8, "p50_ms": 40.0, "req_per_s": 190.0}
-    right("07.2", 200.0, result=row)
-    right("07.2", 200.0, result=pd.Series(row))
-    assert "concurrency" in wrong("07.2", 25.0, result=row).hint
+    right("08.2", 200.0, result=row)
+    right("08.2", 200.0, result=pd.Series(row))
+    assert "concurrency" in wrong("08.2", 25.0, result=row).hint

@@ -201,7 +201,7 @@ def test_quiet_failed_export_keeps_the_graph_once_on_the_error(
     import logging
 
     from helpers.export import quiet_failed_export
-    from helpers.tiny_models import SignGate, positive_and_negative_inputs
+    from helpers.models.tiny import SignGate, positive_and_negative_inputs
 
     positive, _ = positive_and_negative_inputs()
     logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")

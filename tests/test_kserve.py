@@ -1,4 +1,4 @@
-"""helpers.kserve: the KServe v2 / Open Inference Protocol router, checked with clients nobody here wrote."""
+"""helpers.serving.kserve: the KServe v2 / Open Inference Protocol router, checked with clients nobody here wrote."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from helpers import kserve
+from helpers.models.tiny import tiny_classifier_onnx
 from helpers.runners import Runner, TensorSpec, ort_runner
-from helpers.serving import ImageClassifier, create_app, serve_in_background
-from helpers.tiny_models import tiny_classifier_onnx
+from helpers.serving import ImageClassifier, create_app, kserve, serve_in_background
 
 CLASSES = 5
 
@@ -29,7 +28,7 @@ def onnx_path(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def models(onnx_path) -> dict[str, Runner]:
-    found: dict[str, Runner] = {"toy": ort_runner(onnx_path, intra_op_threads=1)}
+    found: dict[str, Runner] = {"toy": ort_runner(onnx_path, threads=1)}
     try:
         from helpers.openvino_tools import openvino_throughput_runner
     except ImportError:  # pragma: no cover - openvino is in every environment
@@ -247,9 +246,9 @@ def test_opaque_runner_needs_output_specs_and_model_faults_are_500() -> None:
 
 
 def test_router_joins_the_suites_serving_app(onnx_path) -> None:
-    classifier = ImageClassifier.from_onnx(onnx_path, model_name="toy", input_size=8, intra_op_threads=1)
+    classifier = ImageClassifier.from_onnx(onnx_path, model_name="toy", input_size=8, threads=1)
     app = create_app(classifier)
-    app.include_router(kserve.router({"toy": ort_runner(onnx_path, intra_op_threads=1)}))
+    app.include_router(kserve.router({"toy": ort_runner(onnx_path, threads=1)}))
     with TestClient(app) as tc:
         assert tc.get("/health").json() == {"status": "ok"}
         assert tc.get("/v2/health/ready").json() == {"ready": True}

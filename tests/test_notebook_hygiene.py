@@ -146,7 +146,7 @@ def test_skeleton_check_catches_deviations() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_wording_about_how_the_suite_was_built(path: Path) -> None:
-    from helpers.output_checks import check_sources
+    from helpers.course.output_checks import check_sources
 
     assert [str(p) for p in check_sources(load(path))] == []
 

@@ -11,13 +11,13 @@ import pytest
 
 from helpers import openvino_tools as ovt
 from helpers.benchmark import benchmark, measure_throughput, throughput_frame
+from helpers.models.tiny import tiny_classifier_onnx
 from helpers.runners import (
     InputError,
     ProviderFallbackWarning,
     ProviderUnavailableError,
     openvino_runner,
 )
-from helpers.tiny_models import tiny_classifier_onnx
 
 pytest.importorskip("openvino")
 

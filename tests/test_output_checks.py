@@ -14,8 +14,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from helpers import envreport, output_checks
-from helpers.output_checks import check_notebook, check_outputs, check_sources, forbidden_phrases
+from helpers import envreport
+from helpers.course import output_checks
+from helpers.course.output_checks import (
+    check_notebook,
+    check_outputs,
+    check_sources,
+    forbidden_phrases,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = "iVBORw0KGgo="
@@ -68,6 +74,9 @@ def test_clean_notebook_has_no_problems() -> None:
         code(stream("std::vector<int> and a < b > c\n", name="stderr"), result({"text/plain": "(True, False)"})),
         code(stream("(pid) is the process id; E1201 is an error code\nRay shut down in 4.8 s\n")),
         code(result({"text/plain": "np.float64(0.5)"}), source="np.float64(0.5)"),
+        code(stream("a:   0%|  | 0/4\ra:  50%|█ | 2/4\ra: 100%|██| 4/4 [00:01<00:00]\n", name="stderr"),
+             display({"text/plain": "classify photos: 100%|██████████| 97/97 [00:03<00:00, 30.1img/s]"}),
+             stream("accuracy 85%|top-1 of 97 photos; 12.5%|of the limit\n")),
     )
     assert check_notebook(nb) == []
 
@@ -100,6 +109,12 @@ def test_clean_notebook_has_no_problems() -> None:
                                    name="stderr"))),
         ("native-log", code(stream("E1201 10:00:00.123456  1234 session.cc:42] failed\n", name="stderr"))),
         ("table-cut", code(display({"text/html": FRAME_HTML.format("x" * 47 + "..."), "text/plain": "..."}))),
+        ("progress-incomplete", code(display({
+            "application/vnd.jupyter.widget-view+json": {"model_id": "b", "version_major": 2},
+            "text/plain": "classify photos:   0%|          | 0/97 [00:00<?, ?img/s]"}))),
+        ("progress-incomplete", code(stream("fine-tuning:  23%|██▎       | 14/60 [00:03<00:09]\n",
+                                            name="stderr"))),
+        ("progress-incomplete", code(stream("a:   0%|  | 0/4\ra:  50%|█ | 2/4\n", name="stderr"))),
         ("table-cut", code(display({"text/html": FRAME_HTML.format("x" * 46 + "..."), "text/plain": "..."}))),
         ("forbidden-phrase", code(stream("see the suite's FACTS for the measured numbers\n"))),
         ("forbidden-phrase", code(display({"text/html": "<b>Goal: 2x speed-up not reached</b>",

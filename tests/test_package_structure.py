@@ -150,7 +150,7 @@ def test_a_wheel_holds_every_subpackage(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     packaged = {name.rpartition("/")[0].replace("/", ".") for name in names if name.endswith("/__init__.py")}
-    assert {"helpers.runners", "helpers.benchmark", "helpers.exercises"} <= subpackages()
+    assert {"helpers.runners", "helpers.benchmark", "helpers.course.exercises"} <= subpackages()
     assert packaged == subpackages(), f"missing from the wheel: {sorted(subpackages() - packaged)}"
     modules = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")}
     assert modules <= names and "helpers/py.typed" in names
@@ -171,3 +171,19 @@ def test_the_package_docstring_maps_every_module() -> None:
     assert "runners/" in present and "paths" in present
     assert set(listed) == present, (f"not in helpers/__init__.py's map: {sorted(present - set(listed))}; "
                                     f"listed but absent: {sorted(set(listed) - present)}")
+
+
+#: The top level is the toolbox a learner meets in the notebooks; everything else sits in a
+#: package by concept (``course/`` for the machinery around the notebooks). A new top-level module
+#: needs a reason: most belong inside one of the packages.
+MAX_TOP_LEVEL_ENTRIES = 22
+
+
+def test_the_top_level_stays_small() -> None:
+    entries = {p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    entries |= {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert {"runners", "catalog", "course"} <= entries
+    assert len(entries) <= MAX_TOP_LEVEL_ENTRIES, (
+        f"helpers/ has {len(entries)} top-level modules and packages (at most "
+        f"{MAX_TOP_LEVEL_ENTRIES}): group new modules into a package by concept: {sorted(entries)}"
+    )

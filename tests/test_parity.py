@@ -124,7 +124,7 @@ def test_same_tokens() -> None:
 
 def test_parity_table_and_assert_with_real_runners(mlp, feed, onnx_path) -> None:
     reference = torch_runner(mlp, SPECS, ["logits"])
-    candidates = [ort_runner(onnx_path, intra_op_threads=1)]
+    candidates = [ort_runner(onnx_path, threads=1)]
     if available_runtimes()["openvino"]:
         from helpers.runners import openvino_runner
 
@@ -178,7 +178,7 @@ def test_int8_model_gets_int8_tolerances(mlp, feed, onnx_path, tmp_path) -> None
     quantization = pytest.importorskip("onnxruntime.quantization")
     int8_path = tmp_path / "mlp.int8.onnx"
     quantization.quantize_dynamic(str(onnx_path), str(int8_path))
-    runner = ort_runner(int8_path, intra_op_threads=1, name="ORT int8")
+    runner = ort_runner(int8_path, threads=1, name="ORT int8")
     assert runner.precision == "int8"  # found from the quantisation ops in the graph
     table = parity_table(
         torch_runner(mlp, SPECS, ["logits"]),

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import export, profiling, runners, tiny_models
+from helpers import export, runners
+from helpers.models import tiny as tiny_models
+from helpers.under_the_hood import profiling
 
 matplotlib.use("Agg")
 
@@ -97,7 +99,7 @@ def test_profile_ort_counts_every_node_of_the_optimised_graph(tiny):
         assert frame.attrs["trace"].startswith(str(folder / f"ort_{level}"))
         # the graph ORT really ran, written by an unprofiled session at the same level
         optimised = folder / f"optimised_{level}.onnx"
-        runners.ort_runner(path, intra_op_threads=1, graph_optimization_level=level,
+        runners.ort_runner(path, threads=1, graph_optimization_level=level,
                            optimized_model_path=optimised)
         nodes = onnx.load(str(optimised)).graph.node
         assert frame.calls.sum() == len(nodes)

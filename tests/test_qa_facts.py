@@ -8,9 +8,9 @@ import importlib.util
 
 import pytest
 
-from helpers import qa_facts
-from helpers.qa_dataset import check_example, generate
-from helpers.qa_facts import entities_mentioned, load_facts
+from helpers.qa import facts as qa_facts
+from helpers.qa.dataset import check_example, generate
+from helpers.qa.facts import entities_mentioned, load_facts
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import qa_finetune
 from helpers.cache import CacheWarning
-from helpers.qa_dataset import generate
-from helpers.qa_finetune import (
+from helpers.qa import finetune as qa_finetune
+from helpers.qa.dataset import generate
+from helpers.qa.finetune import (
     TINY,
     TrainSettings,
     cache_key,

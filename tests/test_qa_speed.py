@@ -1,4 +1,4 @@
-"""helpers.qa_speed: ORT fusions on a dynamo BERT export (counts per release), the BERT-base
+"""helpers.qa.speed: ORT fusions on a dynamo BERT export (counts per release), the BERT-base
 timing model, OpenVINO's bf16 offer, bf16 autocast."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import qa_speed
+from helpers.qa import speed as qa_speed
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import kserve
 from helpers.images import numpy_preprocess
+from helpers.models.tiny import tiny_classifier_onnx
 from helpers.runners import ort_runner
-from helpers.tiny_models import tiny_classifier_onnx
+from helpers.serving import kserve
 
 LABELS = [f"class {i}" for i in range(10)]
 SIZE = 32
@@ -49,13 +49,13 @@ def _check_error(response: httpx.Response, status: int | None = None) -> str:
 
 def test_ray_serve_speaks_predict_and_v2_and_leaves_nothing_behind(tmp_path) -> None:
     pytest.importorskip("ray.serve")
-    from helpers.ray_serving import ray_cluster, ray_processes, ray_serve_app, start_ray_serve
+    from helpers.serving.ray_serve import ray_cluster, ray_processes, ray_serve_app, start_ray_serve
 
     onnx_path = tiny_classifier_onnx(tmp_path / "toy.onnx")
     image = _jpeg()
     pixels = numpy_preprocess(Image.open(io.BytesIO(image)).convert("RGB"), size=SIZE,
                               resize=SIZE * 256 // 224)[None]
-    want = ort_runner(onnx_path, intra_op_threads=1)({"pixel_values": pixels})["logits"]
+    want = ort_runner(onnx_path, threads=1)({"pixel_values": pixels})["logits"]
 
     with ray_cluster(num_cpus=2, temp_dir=tmp_path / "ray") as cluster:
         app = ray_serve_app(onnx_path, model_name="toy", labels=LABELS, input_size=SIZE,
@@ -90,7 +90,7 @@ def test_ray_serve_speaks_predict_and_v2_and_leaves_nothing_behind(tmp_path) -> 
 def test_native_stderr_collects_what_bypasses_sys_stderr() -> None:
     import os
 
-    from helpers.ray_serving import native_stderr
+    from helpers.serving.ray_serve import native_stderr
 
     lines: list[str] = []
     with native_stderr(lines):

@@ -16,7 +16,7 @@ def test_series_map_links_every_notebook() -> None:
 
 
 def test_readme_speaks_of_the_product_only() -> None:
-    from helpers.output_checks import forbidden_phrases
+    from helpers.course.output_checks import forbidden_phrases
 
     for name in ("README.md", "CONTRIBUTING.md"):
         assert forbidden_phrases((ROOT / name).read_text()) == [], name

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import paths, results
+from helpers import paths
+from helpers.course import results
 
 
 def test_output_dir_honours_the_environment_variable(tmp_path: Path, monkeypatch) -> None:

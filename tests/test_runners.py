@@ -202,7 +202,7 @@ def test_shared_symbolic_dimension_must_agree() -> None:
 
 
 def test_ort_runner_parity_dynamic_batch_and_describe(onnx_path, batch, expected) -> None:
-    runner = ort_runner(onnx_path, intra_op_threads=1, graph_optimization_level="extended")
+    runner = ort_runner(onnx_path, threads=1, graph_optimization_level="extended")
     assert runner.inputs == [TensorSpec("input", ("batch", 3, 8, 8), "float32")]
     assert runner.output_names == ["logits"]
     np.testing.assert_allclose(runner(batch)["logits"], expected, rtol=1e-4, atol=1e-5)
@@ -222,7 +222,7 @@ def test_ort_runner_parity_dynamic_batch_and_describe(onnx_path, batch, expected
 
 def test_ort_runner_writes_optimized_model(onnx_path, tmp_path) -> None:
     target = tmp_path / "optimized" / "tiny.opt.onnx"
-    runner = ort_runner(onnx_path, optimized_model_path=target, intra_op_threads=1)
+    runner = ort_runner(onnx_path, optimized_model_path=target, threads=1)
     assert target.exists() and target.stat().st_size > 0
     assert runner.describe()["optimized_model_path"] == str(target)
     assert runner.describe()["threads"]["intra_op"] == 1
@@ -240,7 +240,7 @@ def test_ort_cuda_request_falls_back_loudly(onnx_path, batch, expected) -> None:
         pytest.skip("CUDA really runs here; see test_ort_cuda_runs_on_gpu")
     # cpu env: CUDA is not in the build; gpu env without GPU: listed, then silently CPU.
     with pytest.warns(ProviderFallbackWarning, match="CPUExecutionProvider") as record:
-        runner = ort_runner(onnx_path, providers=ort_providers_for("cuda"), intra_op_threads=1)
+        runner = ort_runner(onnx_path, providers=ort_providers_for("cuda"), threads=1)
     assert any("CUDAExecutionProvider" in str(w.message) for w in record)
     info = runner.describe()
     assert info["providers_actual"] == ["CPUExecutionProvider"]
@@ -650,7 +650,7 @@ def test_swapping_the_runner_is_the_only_change(model, program, onnx_path, batch
         exported_program_runner(program, SPECS, OUTPUTS),
     ]
     if available_runtimes()["onnxruntime"]:
-        candidates.append(ort_runner(onnx_path, intra_op_threads=1))
+        candidates.append(ort_runner(onnx_path, threads=1))
     if available_runtimes()["openvino"]:
         candidates.append(runners.openvino_runner(onnx_path, precision="f32", threads=1))
     answers = {r.name: classify(r, batch["input"]) for r in candidates}

@@ -1,4 +1,4 @@
-"""helpers.serving and helpers.loadtest: FastAPI validation, output equality, a real uvicorn server.
+"""helpers.serving and helpers.serving.loadtest: FastAPI validation, output equality, a real uvicorn server.
 
 The validation cases run in-process through ``fastapi.testclient`` (no socket); real uvicorn
 servers on 127.0.0.1 are load-tested briefly, probed with raw sockets (slow bodies) and, in a
@@ -26,11 +26,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from helpers.images import numpy_preprocess
-from helpers.loadtest import load_test, memory_during, plot_load_tests, results_table
-from helpers.ray_serving import ray_processes, ray_temp_dir
+from helpers.models.tiny import tiny_classifier_onnx
 from helpers.runners import ort_runner
 from helpers.serving import ImageClassifier, create_app, serve_in_background
-from helpers.tiny_models import tiny_classifier_onnx
+from helpers.serving.loadtest import load_test, memory_during, plot_load_tests, results_table
+from helpers.serving.ray_serve import ray_processes, ray_temp_dir
 
 LABELS = [f"class {i}" for i in range(10)]
 SIZE = 32
@@ -52,7 +52,7 @@ def onnx_path(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def classifier(onnx_path) -> ImageClassifier:
     return ImageClassifier.from_onnx(
-        onnx_path, model_name="toy", labels=LABELS, input_size=SIZE, intra_op_threads=1,
+        onnx_path, model_name="toy", labels=LABELS, input_size=SIZE, threads=1,
         max_bytes=200_000,
     )
 
@@ -65,7 +65,7 @@ def client(classifier: ImageClassifier):
 
 def _local_logits(onnx_path, image_bytes: bytes) -> np.ndarray:
     """The plain local computation the server must reproduce."""
-    runner = ort_runner(onnx_path, intra_op_threads=1)
+    runner = ort_runner(onnx_path, threads=1)
     pixels = numpy_preprocess(Image.open(io.BytesIO(image_bytes)).convert("RGB"), size=SIZE,
                               resize=SIZE * 256 // 224)
     return runner({"pixel_values": pixels[None]})["logits"][0]
@@ -227,7 +227,7 @@ class _BrokenRunner:
 
 
 def test_unexpected_error_is_500_without_traceback(onnx_path) -> None:
-    broken = ImageClassifier(_BrokenRunner(ort_runner(onnx_path, intra_op_threads=1)),
+    broken = ImageClassifier(_BrokenRunner(ort_runner(onnx_path, threads=1)),
                              labels=LABELS, input_size=SIZE)
     with TestClient(create_app(broken), raise_server_exceptions=False) as test_client:
         response = test_client.post("/predict", content=_jpeg(), headers={"content-type": "image/jpeg"})
@@ -303,7 +303,7 @@ def test_server_preprocessing_follows_the_models_resize(onnx_path) -> None:
     from helpers.images import load_image, preprocess_batch
 
     server = ImageClassifier.from_onnx(onnx_path, labels=LABELS, input_size=SIZE, resize=SIZE + 4,
-                                       intra_op_threads=1)
+                                       threads=1)
     image = _jpeg()
     parsed = server.parse("image/jpeg", image)
     expected = preprocess_batch([load_image(image)], backend="numpy", size=SIZE, resize=SIZE + 4)[0]
@@ -343,7 +343,7 @@ def test_a_5000_digit_query_parameter_is_not_echoed_whole(client: TestClient) ->
 
 # ------------------------------------------------------------------ /docs and /openapi.json
 def test_openapi_documents_the_bodies_and_can_be_switched_off(classifier: ImageClassifier, onnx_path) -> None:
-    from helpers import kserve
+    from helpers.serving import kserve
 
     app = create_app(classifier, routers=[kserve.router_factory("toy")])
     with TestClient(app) as test_client:
@@ -363,7 +363,7 @@ def test_openapi_documents_the_bodies_and_can_be_switched_off(classifier: ImageC
 
 
 def test_router_factories_are_called_with_the_classifier(classifier: ImageClassifier) -> None:
-    from helpers import kserve
+    from helpers.serving import kserve
 
     seen = []
 
@@ -382,7 +382,7 @@ _MEMORY_SERVER = textwrap.dedent("""
     import uvicorn
     from helpers.serving import ImageClassifier, create_app
     classifier = ImageClassifier.from_onnx(sys.argv[1], labels=[f"c{i}" for i in range(10)],
-                                           input_size=32, intra_op_threads=1,
+                                           input_size=32, threads=1,
                                            max_pixels=int(sys.argv[2]))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

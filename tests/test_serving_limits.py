@@ -1,4 +1,4 @@
-"""helpers.serving_limits: strict JSON, the pixel budget, header sizes, the request-head deadline."""
+"""helpers.serving.limits: strict JSON, the pixel budget, header sizes, the request-head deadline."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from helpers.serving import serve_in_background
-from helpers.serving_limits import (
+from helpers.serving.limits import (
     MAX_INT_DIGITS,
     PixelBudget,
     RequestProblem,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.settings import ProfileError, by_profile
+from helpers.course.settings import ProfileError, by_profile
 
 
 def test_none_follows_the_profile() -> None:

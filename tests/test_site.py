@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fakes import fake_run
 
-from helpers import site
+from helpers.course import site
 
 
 def test_site_has_index_and_pages(tmp_path: Path) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.squad_metrics import exact_match, f1_score, normalize_answer, score_one, squad_scores
+from helpers.qa.squad_metrics import (
+    exact_match,
+    f1_score,
+    normalize_answer,
+    score_one,
+    squad_scores,
+)
 
 
 @pytest.mark.parametrize(

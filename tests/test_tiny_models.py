@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from helpers import tiny_models
+from helpers.models import tiny as tiny_models
 
 
 def test_classifier_is_deterministic_and_in_eval_mode():

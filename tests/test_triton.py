@@ -1,4 +1,4 @@
-"""helpers.triton: model repository export, config.pbtxt with Triton's own schema, validation, client."""
+"""helpers.serving.triton: model repository export, config.pbtxt with Triton's own schema, validation, client."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from helpers.tiny_models import tiny_classifier_onnx
-from helpers.triton import (
+from helpers.models.tiny import tiny_classifier_onnx
+from helpers.serving.triton import (
     ConfigError,
     export_model_repository,
     parse_config,
@@ -211,7 +211,7 @@ def test_render_round_trip() -> None:
 
 
 def test_schema_loads_without_grpc() -> None:
-    code = ("import sys; from helpers.triton import model_config_pb2; m = model_config_pb2(); "
+    code = ("import sys; from helpers.serving.triton import model_config_pb2; m = model_config_pb2(); "
             "m.ModelConfig(name='x'); "
             "print(sorted(k for k in sys.modules if k.startswith(('grpc', 'tritonclient.grpc'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -231,11 +231,10 @@ def test_triton_ready_is_quick_when_nothing_listens() -> None:
 def test_triton_client_talks_to_any_v2_server(onnx_path) -> None:
     from fastapi import FastAPI
 
-    from helpers import kserve
     from helpers.runners import ort_runner
-    from helpers.serving import serve_in_background
+    from helpers.serving import kserve, serve_in_background
 
-    runner = ort_runner(onnx_path, intra_op_threads=1)
+    runner = ort_runner(onnx_path, threads=1)
     app = FastAPI()
     app.include_router(kserve.router({"toy": runner}))
     pixels = np.random.default_rng(0).random((3, 3, 16, 16), dtype=np.float32)

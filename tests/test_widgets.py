@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import catalog, images, runners, tiny_models, widgets
+from helpers import catalog, images, runners
+from helpers.course import widgets
+from helpers.models import tiny as tiny_models
 
 torch.set_num_threads(1)
 LABELS = [f"class {i}" for i in range(10)]

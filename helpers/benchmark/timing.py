@@ -45,8 +45,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.benchmark.limits import last_limits
+from helpers.course.results import jsonable
 from helpers.hardware import fingerprint as _fingerprint
-from helpers.results import jsonable
 from helpers.runners.torch_family import torch_threads
 
 __all__ = [
@@ -280,12 +280,12 @@ def benchmark(
 def _timed_loop(call: Callable[[], Any], label: str, *, warmup: int, runs: int, max_seconds: float,
                 min_runs: int, progress: bool) -> list[int]:
     """Warm-up calls, then timed calls (ns) until ``runs`` or ``max_seconds`` (at least ``min_runs``)."""
-    from tqdm.auto import tqdm
+    from helpers.display import progress as progress_bar
 
     for _ in range(warmup):
         call()
 
-    bar = tqdm(
+    bar = progress_bar(
         total=runs,
         desc=label,
         unit="run",

@@ -42,8 +42,8 @@ def tiny_llama(vocab_size: int, *, seed: int = 0, eos_token_id: int | None = Non
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from helpers.hub import quiet_transformers
-    from helpers.tiny_models import seeded
+    from helpers.models.hub import quiet_transformers
+    from helpers.models.tiny import seeded
 
     eos = vocab_size - 1 if eos_token_id is None else eos_token_id
     config = LlamaConfig(

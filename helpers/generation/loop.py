@@ -184,7 +184,7 @@ class Generator:
         """
         from helpers.runners import ort_runner
 
-        runner = ort_runner(onnx_path, intra_op_threads=threads, inter_op_threads=1, name=name)
+        runner = ort_runner(onnx_path, threads=threads, inter_op_threads=1, name=name)
         if eos_token_id is None:
             eos_token_id = getattr(config, "eos_token_id", None)
         if pad_token_id is None:

@@ -75,16 +75,15 @@ def decode_graphs(
     VNNI: :func:`helpers.quantize.needs_reduce_range`). Weight-only formats use
     ``MatMulNBits`` with blocks of 32 and ``accuracy_level=4`` (:func:`quantize_weight_only`).
     """
-    from tqdm.auto import tqdm
-
     from helpers.cache import cached_export, model_digest
+    from helpers.display import progress as progress_bar
 
     unknown = set(formats) - set(WEIGHT_FORMATS)
     if unknown:
         raise ValueError(f"unknown weight formats {sorted(unknown)}; choose from {WEIGHT_FORMATS}")
     digest = digest or model_digest(model)
     kind = type(model).__name__.lower()
-    steps = tqdm(total=2 + len(formats) - ("fp32" in formats), desc="decode graphs", disable=not progress)
+    steps = progress_bar(total=2 + len(formats) - ("fp32" in formats), desc="decode graphs", disable=not progress)
 
     def step(label: str, build: Callable[[Path], Any], filename: str, settings: dict | None = None) -> Path:
         steps.set_postfix_str(label)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from helpers.openvino_tools.throughput import compiled_settings
+from helpers.runners.openvino_throughput import compiled_settings
 
 __all__ = ["auto_device_report"]
 

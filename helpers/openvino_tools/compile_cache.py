@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.openvino_tools.throughput import compiled_settings, port_name
+from helpers.runners.openvino_throughput import compiled_settings, port_name
 
 __all__ = ["CompileRecord", "cache_experiment", "cache_files", "corrupt_cache", "timed_compile"]
 

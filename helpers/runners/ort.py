@@ -188,7 +188,7 @@ def ort_runner(
     *,
     providers: Sequence[str] = ("CPUExecutionProvider",),
     name: str | None = None,
-    intra_op_threads: int | None = None,
+    threads: int | None = None,
     inter_op_threads: int = 1,
     graph_optimization_level: str = "all",
     strict: bool = False,
@@ -204,7 +204,7 @@ def ort_runner(
       machine without a GPU lists CUDA as available and then silently runs on the CPU. Either
       kind of fallback warns with :class:`ProviderFallbackWarning` naming what really runs and
       shows a banner; ``strict=True`` raises :class:`ProviderUnavailableError` instead.
-    - ``intra_op_threads`` (default: physical cores, :func:`default_threads`) and
+    - ``threads``: intra-op threads (default: physical cores, :func:`default_threads`) and
       ``inter_op_threads`` (default 1; sequential execution) are set explicitly.
     - ``graph_optimization_level``: ``"all" | "extended" | "basic" | "disabled"``.
     - ``provider_options``: a dict ``{provider: {option: value}}`` (or a list aligned with
@@ -256,7 +256,7 @@ def ort_runner(
         )
 
     # 2. Session with explicit settings.
-    intra = intra_op_threads if intra_op_threads is not None else default_threads()
+    intra = threads if threads is not None else default_threads()
     so = ort.SessionOptions()
     so.intra_op_num_threads = intra
     so.inter_op_num_threads = inter_op_threads

@@ -181,7 +181,7 @@ def for_runtime(
         artifact,
         providers=ort_providers_for(target[key]),
         name=name,
-        intra_op_threads=threads,
+        threads=threads,
         strict=strict,
         provider_options=options or None,
     )

@@ -1,0 +1,7 @@
+"""Where models come from, below the catalog (:mod:`helpers.catalog` is the one call to use).
+
+- :mod:`.hub`        model files on disk, in the hub caches, in a classroom folder, or online
+- :mod:`.packaged`   real pretrained models shipped inside PyPI packages: files and loading
+- :mod:`.tiny`       tiny hand-written models (one lesson point each) and a tiny ONNX classifier
+- :mod:`.embeddings` sentence embeddings: mean pooling (eager and in-graph), cosine similarity
+"""

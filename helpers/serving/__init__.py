@@ -1,0 +1,13 @@
+"""Serving one model over HTTP, and everything around it.
+
+- :mod:`.app`        the FastAPI app around one ONNX model, uvicorn in the background
+                     (its API is re-exported here: ``from helpers import serving``)
+- :mod:`.limits`     limits both servers share: strict JSON, body size and deadlines, a pixel budget
+- :mod:`.kserve`     the KServe v2 / Open Inference Protocol router and client
+- :mod:`.ray_serve`  a local Ray cluster, Ray Serve deploying the same app, Ray Data
+- :mod:`.triton`     a Triton Inference Server model repository
+- :mod:`.loadtest`   bounded loopback load tests
+"""
+
+from helpers.serving.app import *  # noqa: F403
+from helpers.serving.app import __all__ as __all__
