@@ -52,6 +52,8 @@ def fresh_venv() -> Iterator[Path]:
     installer = suite.choose_installer("uv")
     venv = output_root() / "tests" / f"fresh-venv-{os.getpid()}"
     shutil.rmtree(venv, ignore_errors=True)
+    build = ROOT / "build"  # setuptools builds a regular install here (git-ignored)
+    had_build = build.exists()
     try:
         installer.create(venv, sys.executable)
         python = venv / "bin" / "python"
@@ -62,6 +64,8 @@ def fresh_venv() -> Iterator[Path]:
         yield venv
     finally:
         shutil.rmtree(venv, ignore_errors=True)
+        if not had_build:
+            shutil.rmtree(build, ignore_errors=True)
 
 
 def test_the_extra_alone_installs_a_working_helpers_package(fresh_venv: Path) -> None:
