@@ -2,13 +2,18 @@
 #   make run    execute the notebook series (ENV=cpu|gpu|openvino, PROFILE=full|test)
 #   make test   unit tests + every notebook in the test profile (ENVS=all|cpu|gpu|openvino)
 # More: make setup (environments + kernels), make lab, make kernels, make lock, make site, make lint.
+# PYTHON=python3.12 picks the interpreter (3.11-3.13) the environments are made with;
+# PYTHON_ENV=$CONDA_PREFIX uses an existing environment instead of .venvs/ (make setup completes
+# it, run and test use it as it is); TORCH=cpu installs PyTorch's CPU-only build (Linux).
 ENV ?= cpu
 ENVS ?= all
 PROFILE ?= full
 PYTHON ?= python3
 # pip or uv (default: scripts/suite.py's choice); e.g. `make setup INSTALLER=uv`
 INSTALLER ?=
-export INSTALLER
+PYTHON_ENV ?=
+TORCH ?=
+export INSTALLER PYTHON_ENV TORCH
 SUITE = $(PYTHON) scripts/suite.py
 
 .PHONY: run test setup lab kernels lock site lint

@@ -50,6 +50,8 @@ The course around the notebooks:
 
 - ``course/``        settings per run profile, key results, notebook metadata, the main job
                      (``series``), output checks, the rendered site, classroom widgets, exercises
+- ``kernels``        the environments' Jupyter kernel names, the notebooks' standard kernelspec
+                     (standard library only: scripts/suite.py reads it before helpers is installed)
 """
 
 __version__ = "0.1.0"

@@ -145,6 +145,8 @@ class EnvReport:
             rows.append(("environment", "kernel was started for", self.expected_environment))
         rows += [("package", name, version or "not installed") for name, version in self.packages.items()]
         flags = ", ".join(f for f, on in self.cpu["flags"].items() if on) or "none of interest"
+        if self.cpu.get("flags_source") is None:
+            flags = "unknown (this system does not expose them to programs)"
         rows += [
             ("hardware", "CPU", str(self.cpu["model"])),
             ("hardware", "cores (logical / physical)", f"{self.cpu['logical_cores']} / {self.cpu['physical_cores']}"),

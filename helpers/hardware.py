@@ -1,8 +1,10 @@
 """What machine and software stack this is: facts read once, never measured.
 
-- **CPU**: model, cores and instruction-set flags, parsed from ``/proc/cpuinfo`` once per
-  process (:func:`cpu_info`), and what they mean for inference kernels (:func:`cpu_features`:
-  AVX2, AVX-512, VNNI, AMX-BF16, AMX-INT8; :func:`has_vnni`).
+- **CPU**: model, cores and instruction-set flags, parsed once per process from
+  ``/proc/cpuinfo`` (Linux, WSL) or ``sysctl`` (macOS) (:func:`cpu_info`), and what they mean
+  for inference kernels (:func:`cpu_features`: AVX2, AVX-512, VNNI, AMX-BF16, AMX-INT8;
+  :func:`has_vnni`). Where neither exists (Windows), the flags are reported as unknown (``None``),
+  never as absent.
 - **GPU**: whether an NVIDIA GPU is really visible to this process (:func:`gpu_present`,
   :func:`gpu_name`) — a CUDA build of a library is not a GPU.
 - **Software**: versions of the packages the suite teaches with (:func:`package_versions`) and
@@ -88,26 +90,63 @@ def cpu_info() -> dict[str, Any]:
     """CPU model, logical/physical cores and instruction-set flags (parsed once per process).
 
     Keys: ``model``, ``logical_cores``, ``physical_cores``, ``flags`` (``{flag: bool}`` for
-    :data:`CPU_FLAGS`), ``all_flags`` (every flag, sorted) and ``machine``. On ARM the
-    ``Features`` line stands in for ``flags``. Each call returns a fresh copy.
+    :data:`CPU_FLAGS`; ``{flag: None}`` when this system does not expose its flags),
+    ``all_flags`` (every flag, sorted), ``flags_source`` (``"/proc/cpuinfo"``, ``"sysctl"`` or
+    None: unknown) and ``machine``. On ARM Linux the ``Features`` line stands in for ``flags``.
+    Each call returns a fresh copy.
     """
     info = _parsed_cpu_info()
     return {**info, "flags": dict(info["flags"]), "all_flags": list(info["all_flags"])}
 
 
-@functools.cache
-def _parsed_cpu_info() -> dict[str, Any]:
-    model, flags = platform.processor() or "unknown", set[str]()
+def _from_proc_cpuinfo(path: str) -> tuple[str | None, set[str]] | None:
+    """(model name, flags) from a Linux ``/proc/cpuinfo``; None when there is no such file."""
+    model: str | None = None
+    flags: set[str] = set()
     try:
-        with open("/proc/cpuinfo") as handle:
+        with open(path) as handle:
             for line in handle:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
+                if key.strip() == "model name" and model is None:
                     model = value.strip()
                 elif key.strip() in ("flags", "Features") and not flags:
                     flags = set(value.split())
     except OSError:
-        pass
+        return None
+    return model, flags
+
+
+def _sysctl(*names: str) -> str | None:
+    try:
+        out = subprocess.run(["sysctl", *names], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _from_sysctl() -> tuple[str | None, set[str]] | None:
+    """(brand string, flags) on macOS: Intel's ``machdep.cpu`` feature lists, or Apple silicon's
+    ``hw.optional`` entries that are 1 (``arm.feat_bf16``, ``arm.feat_i8mm``, ``neon``, ...)."""
+    listing = _sysctl("hw.optional")
+    if listing is None:
+        return None
+    model = (_sysctl("-n", "machdep.cpu.brand_string") or "").strip() or None
+    flags = {key.removeprefix("hw.optional.").lower() for key, _, value in
+             (line.partition(":") for line in listing.splitlines()) if value.strip() == "1"}
+    intel = _sysctl("-n", "machdep.cpu.features", "machdep.cpu.leaf7_features") or ""
+    return model, flags | {f.lower().replace(".", "_") for f in intel.split()}
+
+
+def _read_cpu_info(cpuinfo: str = "/proc/cpuinfo", system: str = sys.platform) -> dict[str, Any]:
+    found = _from_proc_cpuinfo(cpuinfo)
+    source = "/proc/cpuinfo" if found is not None else None
+    if found is None and system == "darwin":
+        found = _from_sysctl()
+        source = "sysctl" if found is not None else None
+    model, flags = found or (None, set())
+    processor = platform.processor()
+    if not model:
+        model = processor if processor not in ("", "x86_64", "i386", "arm") else "unknown"
     try:
         import psutil
 
@@ -118,24 +157,34 @@ def _parsed_cpu_info() -> dict[str, Any]:
         "model": model,
         "logical_cores": os.cpu_count(),
         "physical_cores": physical,
-        "flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "flags": {flag: (flag in flags) if source else None for flag in CPU_FLAGS},
         "all_flags": sorted(flags),
+        "flags_source": source,
         "machine": platform.machine(),
     }
+
+
+@functools.cache
+def _parsed_cpu_info() -> dict[str, Any]:
+    return _read_cpu_info()
 
 
 def has_vnni(flags: Iterable[str] | None = None) -> bool:
     """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8).
 
-    ``flags`` defaults to this machine's (:func:`cpu_info`).
+    ``flags`` defaults to this machine's (:func:`cpu_info`); False also when they are unknown.
     """
     found = set(_parsed_cpu_info()["all_flags"]) if flags is None else {f.lower() for f in flags}
     return bool(found & _VNNI_FLAGS)
 
 
-def cpu_features(flags: Iterable[str] | None = None) -> dict[str, bool]:
+def cpu_features(flags: Iterable[str] | None = None) -> dict[str, bool | None]:
     """What the flags mean for inference kernels: ``AVX2``, ``AVX-512``, ``VNNI``, ``AMX-BF16``,
-    ``AMX-INT8`` (each True or False). ``flags`` defaults to this machine's."""
+    ``AMX-INT8`` (each True or False). ``flags`` defaults to this machine's; each is None when
+    this system does not expose them (``cpu_info()["flags_source"]`` is None)."""
+    names = ("AVX2", "AVX-512", "VNNI", "AMX-BF16", "AMX-INT8")
+    if flags is None and _parsed_cpu_info()["flags_source"] is None:
+        return dict.fromkeys(names)
     found = set(_parsed_cpu_info()["all_flags"]) if flags is None else {f.lower() for f in flags}
     return {
         "AVX2": "avx2" in found,

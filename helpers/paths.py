@@ -5,6 +5,10 @@ shared, pre-filled cache:
 
 - ``INFERENCE_SUITE_OUTPUT``: the output folder (default ``<repo>/outputs``)
 - ``INFERENCE_SUITE_CACHE``: downloads and one-time conversions (default ``<output>/cache``)
+
+``<repo>`` is the checkout the notebooks run from (:data:`REPO_ROOT`): the folder above this
+package in a checkout or an editable install; for a copy installed into an environment
+(``pip install '.[cpu]'``), the checkout around the current folder, where Jupyter runs a notebook.
 """
 
 from __future__ import annotations
@@ -12,7 +16,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "notebooks").is_dir() and (folder / "helpers").is_dir()
+
+
+def _repo_root() -> Path:
+    """This package's checkout; for an installed copy, the checkout around the current folder
+    (else the current folder itself)."""
+    above_package = Path(__file__).resolve().parents[1]
+    if _is_checkout(above_package):
+        return above_package
+    here = Path.cwd().resolve()
+    return next((folder for folder in (here, *here.parents) if _is_checkout(folder)), here)
+
+
+REPO_ROOT = _repo_root()
 
 
 def output_root() -> Path:

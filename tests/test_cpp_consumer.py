@@ -226,3 +226,22 @@ def test_download_rejects_a_wrong_digest(tmp_path):
     with pytest.raises(cpp.OrtSdkUnavailable, match="does not match the pinned"):
         cpp._download(pinned, tmp_path / "out.tgz", progress=False)
     assert not (tmp_path / "out.tgz").exists()
+
+
+@pytest.mark.skipif(cpp.platform.system() != "Linux", reason="the SDK is fetched for Linux only")
+def test_offline_the_sdk_download_fails_with_what_it_tried(tmp_path, monkeypatch):
+    """Without access to npm and Debian, ort_sdk raises OrtSdkUnavailable naming both registry
+    files and the folder override, which the notebook shows as the reason it skips (no traceback)."""
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(cpp.ORT_DIR_ENV, raising=False)
+    monkeypatch.setattr(cpp.urllib.request, "urlopen", offline)
+    with pytest.raises(cpp.OrtSdkUnavailable) as info:
+        cpp.ort_sdk(progress=False)
+    message = str(info.value)
+    assert "registry.npmjs.org" in message and "deb.debian.org" in message and cpp.ORT_DIR_ENV in message
+    assert issubclass(cpp.OrtSdkUnavailable, cpp.CppBuildError), "the notebook catches CppBuildError"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as metadata
-import importlib.util
 import json
 import re
 import sys
@@ -34,9 +33,9 @@ from pathlib import Path
 import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from suite_script import suite
 
 ROOT = Path(__file__).resolve().parents[1]
-REQ = ROOT / "requirements"
 ENVIRONMENTS = ("cpu", "gpu", "openvino")
 ORT_PACKAGES = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu", "openvino": "onnxruntime-openvino"}
 # Needed in every environment without being imported by name: the test command, the kernel and
@@ -53,17 +52,6 @@ IMPLICIT = {
     "onnxscript": "torch.onnx.export's dynamo exporter (helpers.export) imports it",
     "ipywidgets": "tqdm.auto draws the notebooks' progress bars with it (else a TqdmWarning)",
 }
-
-
-def _load_suite():
-    """scripts/suite.py, the set-up's own reading of requirements/ and the locks."""
-    spec = importlib.util.spec_from_file_location("suite", ROOT / "scripts" / "suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-suite = _load_suite()
 
 
 def canonical(name: str) -> str:
@@ -254,14 +242,8 @@ def third_party_imports(env: str) -> dict[str, set[str]]:
 
 
 def lock_names(env: str) -> set[str]:
-    path = REQ / "lock" / f"{env}.txt"
-    assert path.is_file(), f"{path.relative_to(ROOT)} is missing: `make lock` writes it"
-    names = set()
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            names.add(canonical(Requirement(line).name))
-    return names
+    """Every distribution the environment's lock (with the model packages' lock) names."""
+    return {e.name for lock in (env, "models") for e in suite.read_lock(suite.lock_path(lock))}
 
 
 def top_level_requirements(env: str) -> set[str]:

@@ -1,19 +1,22 @@
 """The three environments are specified once (requirements/) and referenced by the conda specs.
 
-base.txt is the common core; gpu.txt and openvino.txt add only their ONNX Runtime package, cpu.txt
-adds its ONNX Runtime package and what only the cpu environment runs. The full locks
-(requirements/lock/) are tested in test_locks.py, each environment's needs in
-test_environment_needs.py.
+An environment is requirements/base.txt (the common core) plus its own file, as pyproject.toml's
+optional dependencies say (`pip install '.[cpu]'`; the set-up and the locks read the same table):
+gpu.txt and openvino.txt add only their ONNX Runtime package, cpu.txt adds its ONNX Runtime
+package and what only the cpu environment runs. The locks (requirements/lock/) are tested in
+test_locks.py, each environment's needs in test_environment_needs.py.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from suite_script import suite
 
 ROOT = Path(__file__).resolve().parents[1]
 REQ = ROOT / "requirements"
@@ -34,28 +37,26 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_requirements(path: Path, seen: set[Path] | None = None) -> list[Requirement]:
-    """Parse a pip requirements file, following ``-r`` includes; every entry must parse."""
-    seen = seen or set()
-    if path in seen:
-        raise AssertionError(f"include cycle at {path}")
-    seen.add(path)
+def read_requirements(path: Path) -> list[Requirement]:
+    """Parse a requirement file as setuptools reads it for the extras: one PEP 508 line each
+    (markers allowed), comments, no pip options."""
     requirements = []
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        if line.startswith("-r "):
-            requirements += read_requirements((path.parent / line[3:].strip()).resolve(), seen)
-            continue
-        assert not line.startswith("-"), f"{path.name}:{number}: unexpected option {line!r}"
+        assert not line.startswith("-"), f"{path.name}:{number}: pip option {line!r} (setuptools cannot read it)"
         requirements.append(Requirement(line))
     return requirements
 
 
+def environment_requirements(env: str) -> list[Requirement]:
+    return [r for path in suite.environment_files(env) for r in read_requirements(path)]
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_requirements_parse_and_are_pinned(env: str) -> None:
-    reqs = read_requirements(REQ / f"{env}.txt")
+    reqs = environment_requirements(env)
     unpinned = [str(r) for r in reqs if not str(r.specifier).startswith("==")]
     assert not unpinned, f"{env}: every requirement needs an exact pin: {unpinned}"
     names = [canonical(r.name) for r in reqs]
@@ -67,7 +68,7 @@ def test_requirements_parse_and_are_pinned(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_exactly_one_onnxruntime_package(env: str) -> None:
-    names = {canonical(r.name) for r in read_requirements(REQ / f"{env}.txt")}
+    names = {canonical(r.name) for r in environment_requirements(env)}
     ort = names & set(ORT_PACKAGES.values())  # onnxruntime-genai/-extensions are add-ons, not builds
     assert ort == {ORT_PACKAGES[env]}, (
         f"{env} must list exactly {ORT_PACKAGES[env]!r} (the onnxruntime packages overwrite each "
@@ -76,16 +77,31 @@ def test_exactly_one_onnxruntime_package(env: str) -> None:
 
 
 def test_environments_share_one_base() -> None:
-    base = {canonical(r.name): str(r.specifier) for r in read_requirements(REQ / "base.txt")}
+    base = {canonical(r.name) for r in read_requirements(REQ / "base.txt")}
     assert not any(n.startswith("onnxruntime") for n in base), "base.txt must not pick an ORT package"
     for env in ENVIRONMENTS:
-        text = (REQ / f"{env}.txt").read_text()
-        assert re.search(r"^-r base\.txt$", text, flags=re.M), f"{env}.txt must include base.txt"
-        own = {canonical(r.name) for r in read_requirements(REQ / f"{env}.txt")} - set(base)
+        assert suite.environment_files(env) == [REQ / "base.txt", REQ / f"{env}.txt"], (
+            f"pyproject.toml: the {env} extra is base.txt plus {env}.txt")
+        own = {canonical(r.name) for r in read_requirements(REQ / f"{env}.txt")}
+        assert not own & base, f"{env}.txt repeats base.txt: {own & base}"
         if env == "cpu":
             assert ORT_PACKAGES[env] in own, own
         else:
             assert own == {ORT_PACKAGES[env]}, f"{env}.txt may only add its ORT package, adds {own}"
+
+
+def test_the_extras_install_the_requirement_files() -> None:
+    """`pip install '.[cpu]'` asks for exactly the cpu environment's pins (metadata of the
+    installed helpers package, built by setuptools from pyproject.toml)."""
+    try:
+        declared = metadata.requires("inference-suite-helpers") or []
+    except metadata.PackageNotFoundError:
+        pytest.skip("the helpers package is not installed in this environment")
+    for env in ENVIRONMENTS:
+        marker = f'extra == "{env}"'
+        got = sorted(str(Requirement(r.replace(f" and {marker}", "").replace(f"; {marker}", "")))
+                     for r in declared if marker in r)
+        assert got == sorted(str(r) for r in environment_requirements(env)), env
 
 
 def test_the_core_leaves_out_what_only_cpu_runs() -> None:
@@ -97,7 +113,7 @@ def test_the_core_leaves_out_what_only_cpu_runs() -> None:
 
 def test_the_test_client_gets_httpx2() -> None:
     """starlette's TestClient (notebook 08, the serving tests) warns when it falls back to httpx."""
-    cpu = {canonical(r.name) for r in read_requirements(REQ / "cpu.txt")}
+    cpu = {canonical(r.name) for r in environment_requirements("cpu")}
     assert {"fastapi", "httpx2"} <= cpu
 
 
@@ -110,41 +126,38 @@ def test_model_packages_are_pinned() -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_conda_spec_points_at_the_requirements(env: str) -> None:
+def test_conda_spec_installs_the_lock_and_says_how_to_finish(env: str) -> None:
+    """A conda spec installs Python and the environment's hashed lock; one documented command
+    adds the model packages and helpers (pip cannot mix hashed and --no-deps or editable installs
+    in the one call conda makes) and registers the kernel."""
     path = ROOT / "environments" / f"{env}.yml"
-    spec = yaml.safe_load(path.read_text())
+    text = path.read_text()
+    spec = yaml.safe_load(text)
     assert spec["name"] == f"inference-{env}"
     deps = spec["dependencies"]
-    assert "python=3.11" in deps and "pip" in deps
+    pythons = [d for d in deps if isinstance(d, str) and d.startswith("python")]
+    low, high = suite.SUPPORTED_PYTHONS[0], suite.SUPPORTED_PYTHONS[-1]
+    assert pythons == [f"python>={low[0]}.{low[1]},<{high[0]}.{high[1] + 1}"], pythons
+    assert "pip" in deps
     pip_entries = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
-    includes = [e for e in pip_entries if e.startswith("-r ")]
-    assert includes == [f"-r ../requirements/{env}.txt"], pip_entries
-    constraints = [e for e in pip_entries if e.startswith("-c ")]
-    assert constraints == [f"-c ../requirements/lock/{env}.txt"], "the conda spec installs the lock"
-    assert (path.parent / constraints[0][3:]).resolve().is_file()
-    for entry in includes:
-        target = (path.parent / entry[3:]).resolve()
-        assert target.is_file(), f"{path.name} points at a missing file {target}"
-        read_requirements(target)  # parses
-    assert "-e .." in pip_entries, "the helpers package is installed from the repository"
-    other = [e for e in pip_entries if not e.startswith("-")]
-    assert not other, f"pins belong in requirements/, not in the conda spec: {other}"
-    assert "requirements/models.txt" in path.read_text(), "spec must say how to add the offline models"
+    assert pip_entries == [f"-r ../requirements/lock/{env}.txt"], "the conda spec installs the lock"
+    assert (path.parent / pip_entries[0][3:]).resolve() == suite.lock_path(env)
+    assert f"conda env create -f environments/{env}.yml" in text
+    assert 'make setup PYTHON_ENV="$CONDA_PREFIX"' in text, "the one command that completes it"
 
 
 def test_no_stray_environment_files() -> None:
     assert sorted(p.stem for p in (ROOT / "environments").glob("*.yml")) == sorted(ENVIRONMENTS)
-    # uv.txt pins the installer set-up bootstraps, not an environment
-    assert sorted(p.stem for p in REQ.glob("*.txt")) == sorted([*ENVIRONMENTS, "base", "models", "uv"])
-    assert sorted(p.stem for p in (REQ / "lock").glob("*.txt")) == sorted(ENVIRONMENTS)
+    # uv.txt pins the installer set-up bootstraps, venv.txt what every venv holds for itself
+    assert sorted(p.stem for p in REQ.glob("*.txt")) == sorted([*ENVIRONMENTS, "base", "models", "uv", "venv"])
+    assert sorted(p.stem for p in (REQ / "lock").glob("*.txt")) == sorted([*ENVIRONMENTS, "models"])
 
 
 def test_breaking_a_spec_is_caught(tmp_path: Path) -> None:
     """The check above really fails when someone adds onnxruntime to the openvino environment."""
-    (tmp_path / "base.txt").write_text((REQ / "base.txt").read_text())
     broken = tmp_path / "openvino.txt"
     broken.write_text((REQ / "openvino.txt").read_text() + "onnxruntime==1.32.0\n")
-    names = {canonical(r.name) for r in read_requirements(broken)}
+    names = {canonical(r.name) for r in [*read_requirements(REQ / "base.txt"), *read_requirements(broken)]}
     assert names & set(ORT_PACKAGES.values()) != {ORT_PACKAGES["openvino"]}
 
 
@@ -153,6 +166,6 @@ def test_pre_commit_hooks_run_the_pinned_tools() -> None:
     config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
     hooks = {h["id"]: h for repo in config["repos"] for h in repo["hooks"]}
     assert {"nbstripout", "ruff"} <= set(hooks), sorted(hooks)
-    ruff = next(r for r in read_requirements(REQ / "cpu.txt") if canonical(r.name) == "ruff")
+    ruff = next(r for r in environment_requirements("cpu") if canonical(r.name) == "ruff")
     assert hooks["ruff"]["additional_dependencies"] == [f"ruff{ruff.specifier}"]
     assert "--keep-id" in hooks["nbstripout"]["entry"], "cell ids must survive the hook"

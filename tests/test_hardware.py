@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from helpers import hardware
 
@@ -67,3 +70,38 @@ def test_ort_distribution_names_the_installed_package() -> None:
     versions = hardware.package_versions()
     assert versions["onnxruntime"] == named and versions["python"]
     assert set(hardware.PACKAGES) <= set(versions)
+
+
+def test_without_proc_cpuinfo_the_flags_are_unknown_not_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows (no /proc/cpuinfo, no sysctl): the model falls back to what Python knows, and
+    the flags are unknown (None) everywhere they are reported, never claimed absent."""
+    info = hardware._read_cpu_info(str(tmp_path / "no-cpuinfo"), "win32")
+    assert info["flags_source"] is None and set(info["flags"].values()) == {None}
+    assert info["model"] and info["logical_cores"] >= 1 and info["all_flags"] == []
+    monkeypatch.setattr(hardware, "_parsed_cpu_info", lambda: info)
+    assert set(hardware.cpu_features().values()) == {None}
+    assert not hardware.has_vnni()
+    assert hardware.cpu_features({"avx2"})["AVX2"] is True, "explicit flags are still read"
+    from helpers.benchmark import precision_hardware
+
+    assert precision_hardware("int8")["native"] is None
+    assert "unknown" in precision_hardware("bf16")["path"]
+
+
+def test_macos_flags_come_from_sysctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {
+        ("hw.optional",): "hw.optional.arm.FEAT_BF16: 1\nhw.optional.arm.FEAT_SME: 0\nhw.optional.neon: 1\n",
+        ("-n", "machdep.cpu.brand_string"): "Apple M2\n",
+        ("-n", "machdep.cpu.features", "machdep.cpu.leaf7_features"): None,
+    }
+    monkeypatch.setattr(hardware, "_sysctl", lambda *names: answers[names])
+    info = hardware._read_cpu_info(str(tmp_path / "no-cpuinfo"), "darwin")
+    assert info["model"] == "Apple M2" and info["flags_source"] == "sysctl"
+    assert {"arm.feat_bf16", "neon"} <= set(info["all_flags"]) and "arm.feat_sme" not in info["all_flags"]
+    assert info["flags"]["avx2"] is False, "known flags: an Apple CPU has no AVX2"
+    answers[("-n", "machdep.cpu.features", "machdep.cpu.leaf7_features")] = "FPU SSE4.2 AVX1.0\nAVX2 AVX512F AVX512VNNI\n"
+    intel = hardware._read_cpu_info(str(tmp_path / "no-cpuinfo"), "darwin")
+    assert hardware.cpu_features(intel["all_flags"]) == {
+        "AVX2": True, "AVX-512": True, "VNNI": True, "AMX-BF16": False, "AMX-INT8": False}

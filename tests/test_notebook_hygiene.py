@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from helpers import kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -159,10 +162,77 @@ def test_metadata(path: Path) -> None:
     assert isinstance(suite.get("legacy", False), bool)
     assert isinstance(suite.get("prerequisites"), list), "prerequisites: notebook numbers, [] for none"
     assert isinstance(suite.get("short_title"), str) and suite["short_title"], "short_title: its series-map name"
-    assert meta["kernelspec"]["name"].startswith("inference-")
+    assert meta.get("kernelspec") == kernels.STANDARD_KERNELSPEC, (
+        "committed notebooks use the standard python3 kernelspec (make run and make test name the "
+        "environment's kernel themselves): run `python3 helpers/kernels.py`")
 
 
 def test_hygiene_check_catches_outputs() -> None:
     nb = {"cells": [{"cell_type": "code", "source": "1", "metadata": {}, "outputs": [{"x": 1}],
                      "execution_count": 3}]}
     assert dirty_cells(nb) == [0]
+
+
+# --- the setup-check cell: a kernel without `helpers` is told the one install command ----------
+
+
+def setup_check_problems(nb: dict) -> list[str]:
+    """What is wrong with the notebook's setup check: the code cell right after the parameters
+    cell must start by looking for `helpers` (before any import of it) and, when it is missing,
+    raise ModuleNotFoundError naming `pip install -e '.[ENV]'` for the notebook's first
+    environment, an extra pyproject.toml really has."""
+    cells = nb["cells"]
+    params = parameter_cells(nb)
+    if len(params) != 1 or params[0] + 1 >= len(cells) or cells[params[0] + 1]["cell_type"] != "code":
+        return ["no code cell right after the parameters cell"]
+    env = (nb.get("metadata", {}).get("inference_suite", {}).get("environments") or ["?"])[0]
+    source = "".join(cells[params[0] + 1]["source"])
+    problems = []
+    check = re.search(r'^if importlib\.util\.find_spec\("helpers"\) is None:.*?\n(?=\S|\Z)', source, flags=re.M | re.S)
+    if not source.startswith("import importlib.util\n") or check is None:
+        return ['the cell does not start with `import importlib.util` and `if importlib.util.find_spec("helpers") is None:`']
+    if "raise ModuleNotFoundError(" not in check.group(0):
+        problems.append("a missing `helpers` does not raise ModuleNotFoundError")
+    if f"pip install -e '.[{env}]'" not in check.group(0):
+        problems.append(f"the message does not name `pip install -e '.[{env}]'` (first environment: {env})")
+    if re.search(r"^\s*(from|import) helpers\b", source[: check.start()], flags=re.M) or any(
+            re.search(r"^\s*(from|import) helpers\b", "".join(c["source"]), flags=re.M)
+            for c in cells[: params[0]] if c["cell_type"] == "code"):
+        problems.append("helpers is imported before the check")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["dynamic"]
+    if env not in extras["optional-dependencies"]:
+        problems.append(f"pyproject.toml has no extra [{env}]")
+    return problems
+
+
+SETUP_CHECK = '''import importlib.util
+
+if importlib.util.find_spec("helpers") is None:  # this kernel lacks the suite's package
+    raise ModuleNotFoundError(
+        "This notebook needs the suite's `helpers` package: at the repository root run "
+        "`pip install -e '.[cpu]'` (or `make setup`), then restart the kernel."
+    )
+
+from helpers.course.settings import by_profile
+'''
+
+
+def test_setup_check_rule_accepts_the_cell_and_catches_its_mistakes() -> None:
+    def notebook(check: str, envs: tuple[str, ...] = ("cpu", "openvino")) -> dict:
+        cells = [{"cell_type": "code", "source": 'profile = "full"', "metadata": {"tags": ["parameters"]}},
+                 {"cell_type": "code", "source": check, "metadata": {}}]
+        return {"cells": cells, "metadata": {"inference_suite": {"environments": list(envs)}}}
+
+    assert setup_check_problems(notebook(SETUP_CHECK)) == []
+    assert any("'.[openvino]'" in p for p in setup_check_problems(notebook(SETUP_CHECK, ("openvino",))))
+    assert setup_check_problems(notebook("from helpers import display\n" + SETUP_CHECK))
+    assert setup_check_problems(notebook(SETUP_CHECK.replace("raise ModuleNotFoundError(", "print(")))
+    assert setup_check_problems(notebook("x = 1"))
+
+
+@pytest.mark.skip(reason="no notebook carries the setup-check cell yet (it is being added with the "
+                         "notebooks' rewrite); remove this mark once they do")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_checks_for_helpers_first(path: Path) -> None:
+    problems = setup_check_problems(load(path))
+    assert not problems, f"{path.name}: {problems}"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+
+from suite_script import suite
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -67,10 +70,72 @@ def test_readme_names_every_cpp_consumer() -> None:
     folders = {p.parent.name for p in (ROOT / "cpp").glob("*/CMakeLists.txt")}
     assert folders == set(CPP_CONSUMERS), f"cpp/ holds {sorted(folders)}: name each one in the README"
     cpp_readme = (ROOT / "cpp" / "README.md").read_text()
-    requirements = README.split("## Two commands", 1)[1].split("```", 1)[0]
+    requirements = _section("Requirements")
     layout = " ".join(_layout().split())
     cpp_part = layout[layout.index("`cpp/`"):].split(" · ", 1)[0]
     for folder, name in CPP_CONSUMERS.items():
         assert f"`{folder}/`" in cpp_readme, folder
         assert name in " ".join(requirements.split()) and name in cpp_part, name
     assert "onnxruntime-node" in cpp_part and "libonnxruntime-dev" in cpp_part
+
+
+def _section(title: str) -> str:
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _table(section: str) -> list[list[str]]:
+    """The rows (cells stripped) of the first table in a section, header and rule left out."""
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def _suite_sources() -> dict[str, str]:
+    paths = [ROOT / "scripts" / "suite.py", ROOT / "conftest.py", ROOT / "Makefile", ROOT / ".ci" / "run",
+             *sorted((ROOT / "helpers").rglob("*.py")), *sorted((ROOT / "tests").glob("*.py"))]
+    return {str(p.relative_to(ROOT)): p.read_text() for p in paths}
+
+
+#: Programs the suite runs that no requirement row needs to name: part of the system that asks for
+#: them, or installed by the set-up itself.
+NOT_REQUIREMENTS = {"sysctl": "macOS's own; read only there", "uv": "set-up installs it (requirements/uv.txt)"}
+
+
+def test_requirements_table_names_exactly_the_programs_the_suite_runs() -> None:
+    """Each program the table names is one the suite really runs or looks for; each program the
+    suite runs or looks for (shutil.which, a subprocess argv) is in the table, ships in the
+    environment (its bin/ folder), or is one of NOT_REQUIREMENTS."""
+    rows = _table(_section("Requirements"))
+    named = {tool for row in rows for tool in re.findall(r"`([^`\s/]+)`", row[0])}
+    assert {"make", "python3", "cmake", "chromium"} <= named, named
+    sources = _suite_sources()
+    for tool in named - {"make"}:
+        pattern = re.compile(rf"([\"'/]{re.escape(tool)}[\"'\s]|\?= {re.escape(tool)}$)", flags=re.M)
+        assert any(pattern.search(text) for text in sources.values()), f"the README names `{tool}`, nothing runs it"
+    assert (ROOT / "Makefile").is_file()
+    used = {m for text in sources.values() for m in re.findall(
+        r"(?:which\(|subprocess\.(?:run|Popen)\(\[)[\"']([\w.+-]+)[\"']", text)}
+    in_environment = {p.name for p in Path(sys.executable).parent.iterdir()}
+    unnamed = used - named - in_environment - set(NOT_REQUIREMENTS)
+    assert not unnamed, f"the suite runs {sorted(unnamed)}: name them in the README's requirements"
+
+
+def test_requirements_name_the_supported_pythons() -> None:
+    row = next(r for r in _table(_section("Requirements")) if r[0].startswith("Python"))
+    versions = tuple(tuple(int(n) for n in v.split(".")) for v in re.findall(r"3\.\d+", row[0]))
+    assert versions == suite.SUPPORTED_PYTHONS
+
+
+#: The README's names for the platforms of scripts/suite.py.
+PLATFORM_NAMES = {"Linux x86_64": "linux-x86_64", "Linux aarch64": "linux-aarch64", "macOS arm64": "macos-arm64"}
+
+
+def test_platform_table_says_what_installs_where() -> None:
+    """Each platform row lists exactly the environments whose locks resolve there (the tests in
+    test_locks.py resolve them), and Windows points at WSL2."""
+    rows = {row[0]: row for row in _table(_section("Platforms"))}
+    for label, name in PLATFORM_NAMES.items():
+        row = next(r for key, r in rows.items() if key.startswith(label))
+        listed = re.findall(r"\b(cpu|gpu|openvino)\b", row[1])
+        expected = [env for env in suite.ENVIRONMENTS if name in suite.ENV_PLATFORMS[env]]
+        assert listed == expected, (label, listed, expected)
+    assert "WSL2" in rows["Windows"][1]

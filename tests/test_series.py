@@ -13,12 +13,12 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from helpers import envreport
+from helpers import envreport, kernels
 from helpers.course import notebook_info, output_checks, series
 
 
 def kernel_for_this_env() -> str:
-    name = f"{series.KERNEL_PREFIX}{envreport.environment_name()}"
+    name = kernels.kernel_name(envreport.environment_name())
     if name not in KernelSpecManager().find_kernel_specs():
         pytest.skip(f"kernel {name} is not registered (run `make setup`)")
     return name
@@ -28,7 +28,7 @@ def synthetic(tmp_path: Path, stem: str, params: str, *sources: str, legacy: boo
     """A one-off notebook for the main job: a ``parameters`` cell (``params``), then one cell per source."""
     kernel_for_this_env()
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = dict(kernels.STANDARD_KERNELSPEC)
     parameters = nbformat.v4.new_code_cell(params)
     parameters.metadata["tags"] = ["parameters"]
     nb.cells = [parameters, *(nbformat.v4.new_code_cell(source) for source in sources)]

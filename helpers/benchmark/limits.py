@@ -91,13 +91,17 @@ def limit_key(precision: Any) -> str:
 def precision_hardware(precision: str, flags: Iterable[str] | None = None) -> dict[str, Any]:
     """Which instructions compute ``precision`` on this CPU (or on one with ``flags``).
 
-    Returns ``{"precision", "native", "path", "saturates"}``: ``native`` is False when the CPU
+    Returns ``{"precision", "native", "path", "saturates"}`` (``native`` and ``saturates`` None
+    when the CPU's flags are unknown, see :func:`helpers.hardware.cpu_features`): ``native`` is False when the CPU
     has no instructions for it and libraries convert to fp32 in software (bf16 without
     AVX512-BF16/AMX); ``saturates`` is True for int8 on AVX2 without VNNI, where ``vpmaddubsw``
     adds pairs of u8 × s8 products into 16 bits, which can overflow.
     """
     key = limit_key(precision)
     feats = cpu_features(flags)
+    if None in feats.values():
+        return {"precision": key, "native": None, "saturates": None,
+                "path": "unknown: this system does not expose the CPU's instruction-set flags"}
     found = set(cpu_info()["all_flags"]) if flags is None else {f.lower() for f in flags}
     wide = "AVX-512" if feats["AVX-512"] else "AVX2" if feats["AVX2"] else None
     native, saturates = True, False

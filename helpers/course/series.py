@@ -23,9 +23,8 @@ from helpers.course import output_checks
 from helpers.course.notebook_info import NotebookInfo, discover
 from helpers.course.results import ENV_VAR, load
 from helpers.display import BATCH_ENV
+from helpers.kernels import kernel_name
 from helpers.paths import output_root
-
-KERNEL_PREFIX = "inference-"
 
 
 @dataclass
@@ -62,7 +61,7 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
             str(info.path),
             str(executed),
             parameters={"profile": profile},
-            kernel_name=f"{KERNEL_PREFIX}{env}",
+            kernel_name=kernel_name(env),
             cwd=str(info.path.parent),
             progress_bar=False,
             extra_arguments=[f"--ext={output_checks.__name__}"],  # reports figures never displayed
