@@ -112,6 +112,94 @@ def openvino_devices() -> list[str]:
         return []
 
 
+#: What each ONNX Runtime execution provider is: the report's explanation of a listed provider.
+PROVIDER_NOTES = {
+    "CPUExecutionProvider": "ONNX Runtime's own CPU kernels: always present, and the fallback "
+    "for every node no other provider takes",
+    "CUDAExecutionProvider": "NVIDIA GPUs through CUDA and cuDNN (onnxruntime-gpu); needs a "
+    "visible GPU",
+    "TensorrtExecutionProvider": "NVIDIA TensorRT (onnxruntime-gpu); needs a GPU and the "
+    "TensorRT libraries",
+    "OpenVINOExecutionProvider": "Intel OpenVINO inside ONNX Runtime (onnxruntime-openvino): "
+    "Intel CPUs, GPUs and NPUs",
+    "AzureExecutionProvider": "calls models hosted on Azure endpoints over the network "
+    "(operators from onnxruntime-extensions); not local compute: an ordinary model's nodes run "
+    "on another provider",
+    "DmlExecutionProvider": "DirectML: GPUs on Windows",
+    "CoreMLExecutionProvider": "Apple Core ML (macOS, iOS)",
+    "MIGraphXExecutionProvider": "AMD GPUs through MIGraphX",
+    "DnnlExecutionProvider": "Intel oneDNN (builds from source)",
+    "XnnpackExecutionProvider": "XNNPACK kernels for Arm and x86 CPUs (mobile builds)",
+    "QNNExecutionProvider": "Qualcomm NPUs (Snapdragon)",
+    "WebGpuExecutionProvider": "GPUs through WebGPU",
+}
+
+
+def explain_provider(provider: str) -> str:
+    """One line saying what an execution provider is (:data:`PROVIDER_NOTES`), for any name."""
+    return PROVIDER_NOTES.get(
+        provider, "not described here: see ONNX Runtime's documentation of execution providers"
+    )
+
+
+def write_probe_model(path: str | os.PathLike[str]) -> str:
+    """Write the report's one-node probe as ONNX (``y = Relu(x)``, ``x``: float32 ``[1, 4]``).
+
+    Returns the path, as a string.
+    """
+    with open(path, "wb") as file:
+        file.write(_probe_model_bytes())
+    return str(path)
+
+
+def probe_node_providers(provider: str) -> list[str]:
+    """The providers that computed the probe's nodes in a session asking for ``provider`` (then the
+    CPU), read from ONNX Runtime's own profile; ``[]`` when no session could be made."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        options.profile_file_prefix = str(Path(tmp) / "probe")
+        try:
+            session = ort.InferenceSession(
+                _probe_model_bytes(), sess_options=options, providers=[provider]
+            )
+            session.run(None, {"x": np.ones((1, 4), dtype=np.float32)})
+        except Exception:  # noqa: BLE001 - a provider that cannot start computed nothing
+            return []
+        events = json.loads(Path(session.end_profiling()).read_text())
+    nodes = [e for e in events if e.get("cat") == "Node" and "provider" in e.get("args", {})]
+    return sorted({e["args"]["provider"] for e in nodes})
+
+
+def provider_table(rep: EnvReport):  # -> pandas.DataFrame (import kept lazy)
+    """One row per provider the build lists: what it is, whether a session keeps it, and which
+    provider really computed the probe's node when it was asked for first (ONNX Runtime's profile).
+    CUDA and TensorRT are not tried without a GPU (they would only log errors)."""
+    import pandas as pd
+
+    rows = {}
+    for provider in rep.ort_listed_providers:
+        untried = provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") and not rep.gpu
+        ran_on = "not tried: no GPU" if untried else ", ".join(probe_node_providers(provider))
+        rows[provider] = {
+            "kept by a session": provider in rep.ort_usable_providers,
+            "probe node ran on": ran_on or "-",
+            "what it is": explain_provider(provider),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "provider"
+    return frame
+
+
 def torch_threads() -> dict[str, int]:
     """PyTorch's intra- and inter-op thread counts for this process."""
     import torch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import torch
 
 from helpers import envreport, runners
 from helpers.course import exercises
-from helpers.models import tiny as tiny_models
 
 torch.set_num_threads(1)
 
@@ -77,72 +75,6 @@ def test_missing_context_and_raising_answers_are_feedback() -> None:
 
     fb = wrong("12.3", broken, attention_mask=np.ones((1, 3), np.int64))
     assert "ZeroDivisionError" in fb.message
-
-
-@pytest.fixture(scope="module")
-def report():
-    return envreport.report()
-
-
-def test_00_environment(report) -> None:
-    right("00.1", list(report.ort_usable_providers), report=report)
-    fb = wrong("00.1", [*report.ort_usable_providers, "CUDAExecutionProvider"], report=report)
-    assert "CUDAExecutionProvider" in fb.message
-    right("00.2", report.environment.upper(), report=report)
-    other = next(e for e in ("cpu", "gpu", "openvino") if e != report.environment)
-    assert "ONNX Runtime package" in wrong("00.2", other, report=report).hint
-
-
-def bn_model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3),
-        torch.nn.BatchNorm2d(4),
-        torch.nn.ReLU(),
-        torch.nn.Flatten(),
-        torch.nn.Dropout(0.5),
-        torch.nn.Linear(4 * 6 * 6, 5),
-    ).eval()
-
-
-def test_01_inference_done_right() -> None:
-    model, x = bn_model(), torch.randn(2, 3, 8, 8)
-
-    def good(m, batch):
-        m.eval()
-        with torch.inference_mode():
-            return m(batch)
-
-    def no_eval(m, batch):
-        with torch.inference_mode():
-            return m(batch)
-
-    def no_inference_mode(m, batch):
-        return m.eval()(batch)
-
-    right("01.1", good, model=model, x=x)
-    assert "eval()" in wrong("01.1", no_eval, model=model, x=x).hint
-    assert "inference_mode" in wrong("01.1", no_inference_mode, model=model, x=x).hint
-    right("01.2", ["b", "d", "e"])
-    assert "(a)" in wrong("01.2", ["a", "b", "d", "e"]).message
-
-
-def test_02_trace_and_export() -> None:
-    gate = tiny_models.SignGate()
-    positive, _ = tiny_models.positive_and_negative_inputs()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(gate, positive)
-    right("02.1", -positive, traced=traced, model=gate)
-    assert "other sign" in wrong("02.1", positive * 2, traced=traced, model=gate).hint
-
-    model = tiny_models.TinyClassifier().eval()
-    x = tiny_models.example_images(batch=2, size=32)
-    batch = torch.export.Dim("batch", min=1, max=32)
-    right("02.2", torch.export.export(model, (x,), dynamic_shapes=({0: batch},)), model=model, x=x)
-    fb = wrong("02.2", torch.export.export(model, (x,)), model=model, x=x)
-    assert "Dim" in fb.hint
-    wrong("02.2", model, model=model, x=x)
 
 
 def gemm_onnx(path: Path, seed: int = 0, noise: float = 0.0) -> tuple[Path, torch.nn.Module]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
+import struct
+from pathlib import Path
 from typing import Any
 
 from helpers.course.exercises.framework import (
@@ -10,13 +13,106 @@ from helpers.course.exercises.framework import (
     Feedback,
     Wrong,
     as_function,
-    as_names,
     correct,
     register,
 )
 
+#: The file exercise 01.1 asks the learner's function to write, inside the notebook's folder.
+EXERCISE_FILE = "exercise_weights.safetensors"
 
-def _check_01_1(answer: Any, model: Any, x: Any) -> Feedback:
+
+def _safetensors_keys(path: Path) -> set[str]:
+    """The tensor names in a safetensors file's JSON header; :class:`Wrong` when it is not one."""
+    raw = path.read_bytes()
+    if raw[:2] == b"PK":
+        raise Wrong(
+            f"{path.name} is a zip archive — what torch.save writes (a pickle inside), not "
+            "safetensors.",
+            "Write it with safetensors.torch.save_file(model.state_dict(), path).",
+        )
+    try:
+        (length,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8 : 8 + length])
+    except (struct.error, ValueError):
+        raise Wrong(f"{path.name} is not a safetensors file (no JSON header).") from None
+    return set(header) - {"__metadata__"}
+
+
+def _check_01_1(answer: Any, model: Any, x: Any, folder: Any) -> Feedback:
+    import torch
+
+    round_trip = as_function(answer, "round_trip(model, path) -> a new model")
+    path = Path(folder) / EXERCISE_FILE
+    path.unlink(missing_ok=True)
+    source = copy.deepcopy(model)
+    source.exercise_marker = True  # a plain attribute: copies carry it, build_model() does not
+    fresh = round_trip(source, path)
+    if not path.is_file():
+        raise Wrong(f"round_trip did not write {path}.", "Save to the `path` it is given.")
+    missing = set(source.state_dict()) - _safetensors_keys(path)
+    if missing:
+        raise Wrong(
+            f"The file lacks {len(missing)} of the model's tensors (e.g. {sorted(missing)[0]}).",
+            "Save the whole state_dict: save_file(model.state_dict(), path).",
+        )
+    if not isinstance(fresh, torch.nn.Module) or fresh is source:
+        raise Wrong(
+            "round_trip must return a new model object (not the one it was given).",
+            "Build one from code — build_model() — and load the file into it.",
+        )
+    if getattr(fresh, "exercise_marker", False):
+        raise Wrong(
+            "round_trip returned a copy of the model object, not a model built from code.",
+            "fresh = build_model(); fresh.load_state_dict(load_file(path)).",
+        )
+    ours = {p.data_ptr() for p in source.parameters()}
+    if any(p.data_ptr() in ours for p in fresh.parameters()):
+        raise Wrong(
+            "The returned model shares its weights' memory with the original: nothing was loaded.",
+            "fresh = build_model(); fresh.load_state_dict(load_file(path)).",
+        )
+    if fresh.training:
+        raise Wrong(
+            "The returned model is in training mode.", "Call fresh.eval() before returning it."
+        )
+    with torch.inference_mode():
+        same = torch.equal(fresh(x), copy.deepcopy(model).eval()(x))
+    if not same:
+        raise Wrong(
+            "The new model's outputs differ from the original's.",
+            "Load every tensor from the file: fresh.load_state_dict(load_file(path)).",
+        )
+    size = path.stat().st_size / 1e6
+    return correct(
+        f"Correct: {path.name} ({size:.1f} MB) is safetensors — a JSON header and raw bytes, "
+        "nothing to unpickle — and the model rebuilt from code gives identical outputs."
+    )
+
+
+register(
+    Exercise(
+        key="01.1",
+        title="Save with safetensors, load into a model built from code",
+        prompt=(
+            "Write `round_trip(model, path)` that saves `model`'s weights to `path` with "
+            "**safetensors**, builds a *new* model from code (`build_model()`), loads the file "
+            "into it and returns it, ready for inference. The check calls it on this notebook's "
+            "model and compares the outputs."
+        ),
+        checker=_check_01_1,
+        context=("model", "x", "folder"),
+        call='exercises.check("01.1", round_trip, model=model, x=x, folder=out)',
+        solution="from safetensors.torch import load_file, save_file\n\n"
+        "def round_trip(model, path):\n"
+        "    save_file(model.state_dict(), path)\n"
+        "    fresh = build_model()\n"
+        "    fresh.load_state_dict(load_file(path))  # tensors only: nothing in the file runs\n"
+        "    return fresh.eval()",
+    )
+)
+
+
+def _check_01_2(answer: Any, model: Any, x: Any) -> Feedback:
     import torch
 
     predict = as_function(answer, "predict(model, batch) -> logits")
@@ -46,88 +142,27 @@ def _check_01_1(answer: Any, model: Any, x: Any) -> Feedback:
             "The logits differ from the eval-mode reference.",
             "The model is handed to predict() in training mode: call `model.eval()` first.",
         )
-    return correct("Correct: eval mode, no autograd graph, the model unchanged, the reference logits.")
-
-
-register(
-    Exercise(
-        key="01.1",
-        title="Inference done right",
-        prompt=(
-            "Write a function `predict(model, batch)` that returns the model's logits for `batch` the "
-            "right way for inference. The check hands it a copy of `model` **in training mode** "
-            "(as it comes out of a training loop) and verifies the logits, that no autograd graph was "
-            "built, and that the model was not changed by the call."
-        ),
-        checker=_check_01_1,
-        context=("model", "x"),
-        call='exercises.check("01.1", predict, model=model, x=x)',
-        solution="def predict(model, batch):\n"
-        "    model.eval()                      # dropout off, batch-norm uses running statistics\n"
-        "    with torch.inference_mode():      # no graph, no saved tensors\n"
-        "        return model(batch)",
-    )
-)
-
-_SAFE_LOADS = {
-    "a": (
-        'torch.load("model.pt", weights_only=False)',
-        False,
-        "weights_only=False unpickles anything: the file can call any importable function.",
-    ),
-    "b": (
-        'torch.load("model.pt")  # PyTorch >= 2.6',
-        True,
-        "since PyTorch 2.6 weights_only=True is the default: tensors and an allow-list only.",
-    ),
-    "c": (
-        'pickle.load(open("model.pkl", "rb"))',
-        False,
-        "a plain pickle runs whatever __reduce__ the file's author chose.",
-    ),
-    "d": (
-        'safetensors.torch.load_file("model.safetensors")',
-        True,
-        "safetensors is a JSON header plus raw bytes: nothing in it is executed.",
-    ),
-    "e": (
-        'torch.load("model.pt", weights_only=True, mmap=True)',
-        True,
-        "weights_only=True is what makes it safe; mmap only changes how bytes are read.",
-    ),
-}
-
-
-def _check_01_2(answer: Any) -> Feedback:
-    letters = {str(a).strip().lower().strip("()") for a in as_names(answer)}
-    letters = {a for a in letters if a}
-    unknown = letters - set(_SAFE_LOADS)
-    if unknown:
-        raise Wrong(f"Unknown option(s): {', '.join(sorted(unknown))}; choose among a-e.")
-    safe = {k for k, (_, ok, _) in _SAFE_LOADS.items() if ok}
-    if letters == safe:
-        return correct("Right: b, d and e cannot run code hidden in the file.")
-    notes = [f"({k}) {_SAFE_LOADS[k][2]}" for k in sorted(letters - safe)]
-    notes += [f"({k}) is safe too: {_SAFE_LOADS[k][2]}" for k in sorted(safe - letters)]
-    raise Wrong(
-        "Not quite:\n" + "\n".join(notes), "A checkpoint is a pickle unless it is safetensors."
+    return correct(
+        "Correct: eval mode, no autograd graph, the model unchanged, the reference logits."
     )
 
 
 register(
     Exercise(
         key="01.2",
-        title="Which loads are safe?",
+        title="Inference done right",
         prompt=(
-            "You downloaded a checkpoint from a forum. Which of these calls **cannot** run code hidden in "
-            'the file? Answer with the letters, e.g. `["a", "c"]`.\n\n'
-            + "\n".join(f"- **{k}**: `{v[0]}`" for k, v in _SAFE_LOADS.items())
+            "Write a function `predict(model, batch)` that returns the model's logits for "
+            "`batch` the right way for inference. The check hands it a copy of `model` **in "
+            "training mode** (as it comes out of a training loop) and verifies the logits, that "
+            "no autograd graph was built, and that the model was not changed by the call."
         ),
         checker=_check_01_2,
-        call='exercises.check("01.2", answer)',
-        solution='answer = ["b", "d", "e"]\n'
-        "# a and c unpickle arbitrary objects: a pickle can call exec() while loading.\n"
-        "# b/e: weights_only=True (the default since 2.6) only rebuilds tensors and plain containers.\n"
-        "# d: safetensors holds no code at all.",
+        context=("model", "x"),
+        call='exercises.check("01.2", predict, model=model, x=x)',
+        solution="def predict(model, batch):\n"
+        "    model.eval()                      # dropout off, batch-norm uses running statistics\n"
+        "    with torch.inference_mode():      # no graph, no saved tensors\n"
+        "        return model(batch)",
     )
 )
