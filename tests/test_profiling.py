@@ -228,6 +228,8 @@ def test_profiled_vs_timed_puts_each_profile_next_to_its_timing_and_explains_the
     assert table.loc["ort", "profiled / timed"] == pytest.approx(1.25)
     assert note.startswith("Profiled operator time is 0.80–1.25x the timed p50 here")
     assert "above 1" in note and "below 1" in note
+    from_series, _ = profiling.profiled_vs_timed(categories, pd.Series({"eager": 1.25, "ort": 0.32}))
+    assert from_series.equals(table)  # a p50 column of a benchmark table works as well
     _, only_below = profiling.profiled_vs_timed(categories, {"eager": 2.0})
     assert "below 1" in only_below and "above 1" not in only_below
     _, exact = profiling.profiled_vs_timed(categories, {"ort": 0.4})

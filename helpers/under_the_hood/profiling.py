@@ -537,10 +537,11 @@ def profiled_vs_timed(categories: pd.DataFrame,
     is work outside the operators (Python dispatch, copying inputs and outputs) or other
     processes taking the CPU during the timed runs (a profile keeps each operator's median).
     """
-    labels = [label for label in timed_ms if label in categories.columns]
+    timed = {str(label): float(ms) for label, ms in dict(timed_ms).items()}  # a Series works too
+    labels = [label for label in timed if label in categories.columns]
     if not labels:
         raise KeyError("no label of timed_ms is a column of categories")
-    table = pd.DataFrame({"timed p50 ms": pd.Series({k: float(timed_ms[k]) for k in labels}),
+    table = pd.DataFrame({"timed p50 ms": pd.Series({k: timed[k] for k in labels}),
                           "profiled operator ms": categories.loc["total", labels]})
     table["profiled / timed"] = table["profiled operator ms"] / table["timed p50 ms"]
     ratio = table["profiled / timed"]
