@@ -62,6 +62,11 @@ def test_cpp_reports_a_missing_module(executable):
         cpp.run_consumer(output_dir("tests", "cpp") / "missing.pt", x.numpy(), executable=executable)
 
 
+def test_aoti_package_wants_a_batch_of_two():
+    with pytest.raises(ValueError, match="batch >= 2"):
+        cpp.aoti_package(tiny_models.TinyClassifier(), tiny_models.example_images(batch=1, size=16))
+
+
 def test_unknown_consumer_is_refused():
     with pytest.raises(ValueError, match="unknown consumer"):
         cpp.build("java_consumer")
@@ -74,14 +79,10 @@ def test_unknown_consumer_is_refused():
 
 @pytest.fixture(scope="module")
 def aoti_package():
-    """A tiny classifier compiled with AOTInductor, dynamic batch (compiled with batch 2)."""
-    import torch._inductor
-
+    """A tiny classifier compiled with AOTInductor, dynamic batch (compiled with batch 2), cached."""
     model = tiny_models.TinyClassifier().eval()
-    x = tiny_models.example_images(batch=2, size=16)
-    program = torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim("batch", max=64)},))
-    path = output_dir("tests", "cpp") / "tiny_classifier_aoti.pt2"
-    torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+    path = cpp.aoti_package(model, tiny_models.example_images(batch=2, size=16))
+    assert path.name == "model.pt2" and cpp.aoti_package(model, tiny_models.example_images(batch=2, size=16)) == path
     return model, path
 
 

@@ -87,36 +87,6 @@ def gemm_onnx(path: Path, seed: int = 0, noise: float = 0.0) -> tuple[Path, torc
     return path, torch.nn.Sequential(linear, torch.nn.ReLU()).eval()
 
 
-def test_03_parity_and_session(tmp_path: Path) -> None:
-    path, module = gemm_onnx(tmp_path / "m.onnx")
-    spec = [runners.TensorSpec("x", ("batch", 6), "float32")]
-    eager = runners.torch_runner(module, spec, ["y"])
-    ort = runners.ort_runner(path)
-    inputs = {"x": np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)}
-    diff = float(np.abs(eager(inputs)["y"] - ort(inputs)["y"]).max())
-    right("03.1", diff, reference=eager, candidate=ort, inputs=inputs)
-    wrong("03.1", diff + 1.0, reference=eager, candidate=ort, inputs=inputs)
-
-    import onnxruntime
-
-    def session(threads: int, level: str, model: Path = path) -> onnxruntime.InferenceSession:
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, level)
-        return onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-
-    right("03.2", session(1, "ORT_ENABLE_BASIC"), onnx_path=path, inputs=inputs)
-    fb = wrong("03.2", session(2, "ORT_ENABLE_BASIC"), onnx_path=path, inputs=inputs)
-    assert "intra_op_num_threads = 1" in fb.hint
-    fb = wrong("03.2", session(1, "ORT_ENABLE_ALL"), onnx_path=path, inputs=inputs)
-    assert "ORT_ENABLE_ALL" in fb.message and "ORT_ENABLE_BASIC" in fb.hint
-    fb = wrong("03.2", runners.ort_runner(path, threads=1), onnx_path=path, inputs=inputs)
-    assert "InferenceSession" in fb.hint
-    other, _ = gemm_onnx(tmp_path / "other.onnx", noise=0.5)
-    fb = wrong("03.2", session(1, "ORT_ENABLE_BASIC", other), onnx_path=path, inputs=inputs)
-    assert "same file" in fb.hint
-
-
 def test_04_benchmark_table_and_int8_agreement(tmp_path: Path) -> None:
     table = pd.DataFrame(
         {

@@ -184,6 +184,9 @@ def test_category_table_comparison_and_top_operators():
     assert table.loc["activation", "after"] == 0
     changes = profiling.compare_profiles(before, after).set_index("op_type")["change"]
     assert changes.to_dict() == {"Conv": "removed", "FusedConv": "new", "Relu": "removed", "Gemm": ""}
+    described = profiling.describe_changes(profiling.compare_profiles(before, after))
+    assert described == "Gone: Conv ×2, Relu ×1. New: FusedConv ×2."
+    assert profiling.describe_changes(profiling.compare_profiles(after, after)) == "Gone: nothing. New: nothing."
     top = profiling.top_operators(before, 1)
     assert list(top.op_type) == ["Conv", "(other 2 types)"]
     assert top.time_ms.sum() == pytest.approx(before.time_ms.sum())
@@ -214,3 +217,22 @@ def test_explain_gap_states_the_timed_ratio_and_the_profiled_differences():
     assert "slower than" in slower.title and slower.ratio == pytest.approx(0.5)
     with pytest.raises(KeyError):
         profiling.explain_gap(categories, {"eager": 1.0}, "eager", "ort")
+
+
+def test_profiled_vs_timed_puts_each_profile_next_to_its_timing_and_explains_the_range():
+    eager = _frame("pytorch", [("aten::conv2d", 900), ("aten::linear", 100)])  # 1.0 ms of operators
+    ort = _frame("onnxruntime", [("Conv", 400)])  # 0.4 ms
+    categories = profiling.by_category({"eager": eager, "ort": ort})
+    table, note = profiling.profiled_vs_timed(categories, {"eager": 1.25, "ort": 0.32})
+    assert table.loc["eager", "profiled / timed"] == pytest.approx(0.8)
+    assert table.loc["ort", "profiled / timed"] == pytest.approx(1.25)
+    assert note.startswith("Profiled operator time is 0.80–1.25x the timed p50 here")
+    assert "above 1" in note and "below 1" in note
+    from_series, _ = profiling.profiled_vs_timed(categories, pd.Series({"eager": 1.25, "ort": 0.32}))
+    assert from_series.equals(table)  # a p50 column of a benchmark table works as well
+    _, only_below = profiling.profiled_vs_timed(categories, {"eager": 2.0})
+    assert "below 1" in only_below and "above 1" not in only_below
+    _, exact = profiling.profiled_vs_timed(categories, {"ort": 0.4})
+    assert exact == "Profiled operator time is 1.00–1.00x the timed p50 here."
+    with pytest.raises(KeyError):
+        profiling.profiled_vs_timed(categories, {"other": 1.0})

@@ -26,7 +26,7 @@ changed source or a new torch triggers a rebuild.
 
 >>> exe = build_consumer()                       # TorchScript; ~15-60 s the first time
 >>> result = run_consumer("model.pt", x)          # x: float32 numpy array
->>> run_aoti_consumer("model_aoti.pt2", x).output
+>>> run_aoti_consumer(aoti_package(model, example), x).output  # compiled once, cached
 >>> run_ort_consumer("model.onnx", {"images": x}).outputs["logits"]
 """
 
@@ -69,6 +69,7 @@ __all__ = [
     "ort_sdk",
     "build",
     "build_consumer",
+    "aoti_package",
     "run_consumer",
     "run_aoti_consumer",
     "run_ort_consumer",
@@ -76,7 +77,7 @@ __all__ = [
 
 CPP_DIR = REPO_ROOT / "cpp"
 CONSUMERS = ("torchscript_consumer", "aoti_consumer", "ort_consumer")
-SOURCE_DIR = CPP_DIR / "torchscript_consumer"  # the TorchScript consumer (notebook 02)
+SOURCE_DIR = CPP_DIR / "torchscript_consumer"  # the TorchScript consumer (legacy)
 EXECUTABLE = "torchscript_consumer"
 ORT_DIR_ENV = "INFERENCE_SUITE_ORT_DIR"
 
@@ -283,7 +284,11 @@ def ort_sdk(*, download: bool = True, progress: bool = True) -> OrtSdk:
     if manifest.exists() and library.exists() and (include_dir / "onnxruntime_cxx_api.h").exists():
         return sdk
     if not download:
-        raise OrtSdkUnavailable(f"ONNX Runtime's C/C++ SDK is not in {root} and download=False")
+        raise OrtSdkUnavailable(
+            "ONNX Runtime's C/C++ SDK is not in the cache yet and downloads are off (download=False); "
+            "allowed, it would come once from " + " and ".join(sources)
+            + f". Or set {ORT_DIR_ENV} to an ONNX Runtime release folder."
+        )
     try:
         # Everything lands in a private folder first and is moved into place whole, so a second
         # process (a notebook next to the tests) never sees half a library.
@@ -380,6 +385,42 @@ def build(consumer: str, *, force: bool = False, verbose: bool = False) -> Build
 def build_consumer(*, force: bool = False, verbose: bool = False) -> BuildInfo:
     """Build the TorchScript consumer (``build("torchscript_consumer")``)."""
     return build("torchscript_consumer", force=force, verbose=verbose)
+
+
+def aoti_package(model: Any, example: Any, *, rebuild: bool = False) -> Path:
+    """``model`` compiled by AOTInductor into a CPU package (``.pt2``) with a dynamic batch; cached.
+
+    The same two calls as in a plain script — ``torch.export.export(model, (example,),
+    dynamic_shapes=({0: Dim("batch")},))`` then ``torch._inductor.aoti_compile_and_package`` —
+    run once per model weights, example shape and torch version (:func:`helpers.cache.cached_export`),
+    because compiling takes a minute or more. ``example`` needs a batch of at least 2 (a batch of
+    1 would be specialised). torch's notice that no CUDA toolkit is installed (irrelevant for a
+    CPU package) is silenced while compiling.
+    """
+    import logging
+
+    import torch
+    import torch._inductor
+
+    from helpers.cache import cached_export
+
+    if example.shape[0] < 2:
+        raise ValueError(f"aoti_package: export with an example batch >= 2, got {tuple(example.shape)}")
+
+    def compile_into(path: Path) -> None:
+        program = torch.export.export(model, (example,),
+                                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+        notices = logging.getLogger("torch.utils.cpp_extension")
+        level = notices.level
+        notices.setLevel(logging.ERROR)
+        try:
+            torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+        finally:
+            notices.setLevel(level)
+
+    return cached_export(model, compile_into, what="AOTInductor package", filename="model.pt2",
+                         settings={"example": list(example.shape), "dtype": str(example.dtype)},
+                         rebuild=rebuild)
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,8 +35,8 @@ nothing is counted twice.
 model: a **dedicated, profiled** session (or profiler context), warm-up, the profiled runs, the
 trace written to disk, the table. The profiled session is discarded afterwards: profiling adds
 overhead to every call, so timings always come from separate, unprofiled runners.
-:func:`by_category`, :func:`compare_profiles`, :func:`explain_gap` and :func:`plot_top_operators`
-read the tables.
+:func:`by_category`, :func:`compare_profiles`, :func:`explain_gap`, :func:`profiled_vs_timed` and
+:func:`plot_top_operators` read the tables.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ __all__ = [
     "Gap",
     "by_category",
     "compare_profiles",
+    "describe_changes",
     "explain_gap",
+    "profiled_vs_timed",
     "top_operators",
     "plot_top_operators",
 ]
@@ -466,6 +468,17 @@ def compare_profiles(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def describe_changes(changes: pd.DataFrame) -> str:
+    """``"Gone: Conv ×52, Relu ×30. New: FusedConv ×52."`` from a :func:`compare_profiles` table.
+
+    Calls per inference of the operator types that stopped running and of those that appeared;
+    ``nothing`` for an empty side.
+    """
+    gone = [f"{r.op_type} ×{r.calls_before:.0f}" for r in changes[changes.change == "removed"].itertuples()]
+    new = [f"{r.op_type} ×{r.calls_after:.0f}" for r in changes[changes.change == "new"].itertuples()]
+    return f"Gone: {', '.join(gone) or 'nothing'}. New: {', '.join(new) or 'nothing'}."
+
+
 @dataclass(frozen=True)
 class Gap:
     """A measured speed difference and where the profiles put it (see :func:`explain_gap`)."""
@@ -511,6 +524,34 @@ def explain_gap(categories: pd.DataFrame, timed_ms: Mapping[str, float], base: s
         body += (f" {biggest.capitalize()} is {per.loc[biggest, other] / totals[other]:.0%} of "
                  f"{other}'s operator time and {per.loc[biggest, base] / totals[base]:.0%} of {base}'s.")
     return Gap(ratio, biggest, title, body)
+
+
+def profiled_vs_timed(categories: pd.DataFrame,
+                      timed_ms: Mapping[str, float]) -> tuple[pd.DataFrame, str]:
+    """Each runtime's profiled operator time next to its unprofiled latency, and what a gap means.
+
+    ``categories``: :func:`by_category` of the profiles (its ``total`` row is used);
+    ``timed_ms``: unprofiled latencies (e.g. p50) by the same labels. Returns a table with
+    ``timed p50 ms``, ``profiled operator ms`` and their ratio ``profiled / timed`` per runtime,
+    and one sentence on the range of ratios: above 1 is the profiler's own bookkeeping, below 1
+    is work outside the operators (Python dispatch, copying inputs and outputs) or other
+    processes taking the CPU during the timed runs (a profile keeps each operator's median).
+    """
+    timed = {str(label): float(ms) for label, ms in dict(timed_ms).items()}  # a Series works too
+    labels = [label for label in timed if label in categories.columns]
+    if not labels:
+        raise KeyError("no label of timed_ms is a column of categories")
+    table = pd.DataFrame({"timed p50 ms": pd.Series({k: timed[k] for k in labels}),
+                          "profiled operator ms": categories.loc["total", labels]})
+    table["profiled / timed"] = table["profiled operator ms"] / table["timed p50 ms"]
+    ratio = table["profiled / timed"]
+    reasons = (["above 1: the profiler's own bookkeeping"] if ratio.max() > 1 else []) + (
+        ["below 1: work outside the operators (Python dispatch, copying inputs and outputs), or "
+         "other processes taking the CPU during the timed runs: a profile keeps each operator's "
+         "median, a timed run is whole"] if ratio.min() < 1 else [])
+    note = (f"Profiled operator time is {ratio.min():.2f}–{ratio.max():.2f}x the timed p50 here"
+            + (f" ({'; '.join(reasons)})." if reasons else "."))
+    return table, note
 
 
 def _join(items: Sequence[str]) -> str:
