@@ -9,7 +9,8 @@
 - :func:`measure_gemm_peak`, :func:`measure_memory_bandwidth` — one probe each (cached).
 - :func:`precision_hardware` — which instructions execute a precision on this CPU (AMX, VNNI,
   AVX512-BF16, AVX2 …), from :func:`helpers.hardware.cpu_features`; :func:`limit_key` — which
-  limit a runner's precision is measured against.
+  limit a runner's precision is measured against; :func:`bounding_precision` — the precision
+  whose arithmetic really runs (bf16 or fp16 without instructions for it: fp32).
 - :func:`count_flops` — the FLOPs of one forward pass.
 
 Together they turn a latency into "% of the limit *for its own precision*": a model that needs
@@ -36,6 +37,7 @@ from helpers.runners.torch_family import torch_threads
 
 __all__ = [
     "best_of",
+    "bounding_precision",
     "LIMIT_PRECISIONS",
     "Limits",
     "Probe",
@@ -124,6 +126,22 @@ def precision_hardware(precision: str, flags: Iterable[str] | None = None) -> di
     else:
         path = f"{wide} FMA" if wide else "scalar / other SIMD"
     return {"precision": key, "native": native, "path": path, "saturates": saturates}
+
+
+def bounding_precision(precision: Any, flags: Iterable[str] | None = None) -> str:
+    """The precision whose peak bounds a runner that computes in ``precision`` on this CPU (or
+    on one with ``flags``): its own :func:`limit_key`, except a precision the CPU has no
+    instructions for (bf16 without AVX512-BF16/AMX, fp16 without AVX512-FP16), which libraries
+    convert to fp32 and multiply on the fp32 units — so fp32's peak bounds it.
+
+    A runtime that *reports* bf16 on such a CPU (OpenVINO accepts the hint on some CPUs without
+    bf16 instructions) is converting in software: comparing it with a bf16 GEMM probe, itself
+    converted in software, would call a slow path "near its limit".
+    """
+    key = limit_key(precision)
+    if key in ("bfloat16", "float16") and not precision_hardware(key, flags)["native"]:
+        return "float32"
+    return key
 
 
 # ----------------------------------------------------------------------------------------------

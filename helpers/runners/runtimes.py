@@ -174,8 +174,10 @@ def for_runtime(
     options: dict[str, dict[str, str]] = {}
     if key == "onnxruntime-cuda" and precision is not None:
         options["CUDAExecutionProvider"] = {"use_tf32": "0"}
-    if key == "onnxruntime-openvino":
+    if key == "onnxruntime-openvino":  # the EP runs OpenVINO's own threads: give it the count too
         options["OpenVINOExecutionProvider"] = {"device_type": "CPU"}
+        if threads is not None:
+            options["OpenVINOExecutionProvider"]["num_of_threads"] = str(threads)
     target = {"onnxruntime": "cpu", "onnxruntime-cuda": "cuda", "onnxruntime-openvino": "openvino"}
     return ort_runner(
         artifact,
