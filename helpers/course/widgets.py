@@ -48,16 +48,12 @@ __all__ = [
 ]
 
 #: Runtimes the demo can run: key -> (label, key in available_runtimes(), why it may be missing).
+#: Every runtime of :func:`helpers.runners.available_runtimes` that runs the module itself or its
+#: ONNX file (not the file-based PyTorch formats, which need their own artifacts).
 RUNTIMES: dict[str, tuple[str, str, str]] = {
-    key: (runners.RUNTIME_LABELS[key], key, f"needs {runners.RUNTIME_NEEDS[key]}")
-    for key in (
-        "pytorch",
-        "pytorch-cuda",
-        "onnxruntime",
-        "onnxruntime-cuda",
-        "onnxruntime-openvino",
-        "openvino",
-    )
+    key: (label, key, f"needs {runners.RUNTIME_NEEDS[key]}")
+    for key, label in runners.RUNTIME_LABELS.items()
+    if key in ("pytorch", "pytorch-cuda") or key in runners.ONNX_RUNTIMES
 }
 _INPUT, _OUTPUT = "pixels", "logits"
 
