@@ -244,15 +244,18 @@ def quality_and_speed(
     runs: int = 30,
     max_seconds: float = 2.0,
     warmup: int = 3,
+    reference_logits: np.ndarray | None = None,
 ) -> Any:
     """Each classifier runner's agreement with ``reference`` on ``pixels`` next to its latency.
 
     ``runners`` maps labels to :class:`helpers.runners.Runner` s with one image input;
     ``reference`` is one of the labels. Every runner classifies all of ``pixels`` (in chunks of
     ``chunk`` images, so no runtime's memory grows with the whole set) and is compared with the
-    reference's logits (:func:`helpers.parity.classification_agreement`); then each is timed on
-    the first ``timing_batch`` images with :func:`helpers.benchmark.compare` (``warmup`` untimed
-    calls, up to ``runs`` timed calls or ``max_seconds``).
+    reference's logits (:func:`helpers.parity.classification_agreement`) — or with
+    ``reference_logits`` when they were computed already (the reference runner is then only
+    timed). Then each is timed on the first ``timing_batch`` images with
+    :func:`helpers.benchmark.compare` (``warmup`` untimed calls, up to ``runs`` timed calls or
+    ``max_seconds``).
 
     Returns a DataFrame indexed by label: ``runs on`` (execution providers or device actually
     used), ``precision``, ``threads`` (intra-op), ``max_abs_diff``, ``top1_agreement``, ``images``,
@@ -266,7 +269,14 @@ def quality_and_speed(
     pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.ndim != 4 or not len(pixels):
         raise ValueError(f"expected pixels of shape [N, 3, H, W] with N >= 1, got {pixels.shape}")
-    logits = {label: batched_logits(r, pixels, batch_size=chunk) for label, r in runners.items()}
+    logits = {
+        label: reference_logits
+        if label == reference and reference_logits is not None
+        else batched_logits(r, pixels, batch_size=chunk)
+        for label, r in runners.items()
+    }
+    if len(logits[reference]) != len(pixels):
+        raise ValueError(f"reference_logits: {len(logits[reference])} rows for {len(pixels)} images")
     name = _input_name(runners[reference])
     timing = compare(
         dict(runners),

@@ -136,6 +136,12 @@ def test_quality_and_speed_puts_agreement_next_to_latency() -> None:
     assert table.loc["ref", "runs on"] == "cpu" and table.loc["ref", "precision"] == "float32"
     with pytest.raises(ValueError, match="reference"):
         quality_and_speed({"a": reference}, pixels, reference="b")
+    given = batched_logits(reference, pixels) + 1.0  # precomputed reference logits are used as given
+    shifted = quality_and_speed({"ref": reference, "same": same}, pixels, reference="ref", runs=1,
+                                max_seconds=0.1, warmup=0, reference_logits=given)
+    assert shifted.loc["same", "max_abs_diff"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="rows"):
+        quality_and_speed({"ref": reference}, pixels, reference="ref", reference_logits=given[:2])
 
 
 def test_batched_logits_match_one_call() -> None:

@@ -42,12 +42,12 @@ def _first_output(session: Any, pixels: np.ndarray) -> np.ndarray:
 def _check_04_1(answer: Any, onnx_path: Any, pixels: Any) -> Feedback:
     import onnxruntime as ort
 
-    open_session = as_function(answer, "open_session(path, providers, threads)")
+    open_session = as_function(answer, "open_checked_session(path, providers, threads)")
     path, pixels = str(Path(onnx_path)), np.asarray(pixels, dtype=np.float32)[:2]
     session = open_session(path, ["CPUExecutionProvider"], 1)
     if not isinstance(session, ort.InferenceSession):
         raise Wrong(
-            f"open_session returned a {type(session).__name__}, not an onnxruntime.InferenceSession.",
+            f"Your function returned a {type(session).__name__}, not an onnxruntime.InferenceSession.",
             _SESSION_HINT,
         )
     for threads in (1, 2):
@@ -55,7 +55,7 @@ def _check_04_1(answer: Any, onnx_path: Any, pixels: Any) -> Feedback:
         got = session.get_session_options().intra_op_num_threads
         if got != threads:
             raise Wrong(
-                f"open_session(path, ['CPUExecutionProvider'], {threads}) has intra_op_num_threads "
+                f"open_checked_session(path, ['CPUExecutionProvider'], {threads}) has intra_op_num_threads "
                 f"{got}{' (0: ONNX Runtime picks a thread per core)' if got == 0 else ''}.",
                 "Set options.intra_op_num_threads = threads and pass the options to InferenceSession.",
             )
@@ -76,7 +76,7 @@ def _check_04_1(answer: Any, onnx_path: Any, pixels: Any) -> Feedback:
             )
     runs_on = fallen.get_providers() if isinstance(fallen, ort.InferenceSession) else "?"
     raise Wrong(
-        f"Asked for [{missing!r}, 'CPUExecutionProvider'], open_session returned a session that runs on "
+        f"Asked for [{missing!r}, 'CPUExecutionProvider'], your function returned a session that runs on "
         f"{runs_on}: the fallback went unnoticed.",
         "After creating the session, compare session.get_providers()[0] with providers[0] (the name, "
         "or the first item of a (name, options) pair) and raise RuntimeError when they differ.",
@@ -87,8 +87,9 @@ register(
     Exercise(
         key="04.1",
         title="A session that refuses a silent fallback",
+        writes_code=True,
         prompt=(
-            "Write `open_session(path, providers, threads)` with ONNX Runtime's own API: an "
+            "Write `open_checked_session(path, providers, threads)` with ONNX Runtime's own API: an "
             "`ort.SessionOptions()` with `threads` intra-op threads, then `ort.InferenceSession(path, "
             "options, providers=providers)`. ONNX Runtime runs on the CPU when the first provider is "
             "missing, with only a warning — so make your function **raise** `RuntimeError` when "
@@ -97,8 +98,8 @@ register(
         ),
         checker=_check_04_1,
         context=("onnx_path", "pixels"),
-        call='exercises.check("04.1", open_session, onnx_path=onnx_path, pixels=pixels)',
-        solution="def open_session(path, providers, threads):\n"
+        call='exercises.check("04.1", open_checked_session, onnx_path=onnx_path, pixels=pixels)',
+        solution="def open_checked_session(path, providers, threads):\n"
         "    options = ort.SessionOptions()\n"
         "    options.intra_op_num_threads = threads\n"
         "    options.inter_op_num_threads = 1\n"
@@ -150,6 +151,7 @@ register(
     Exercise(
         key="04.2",
         title="Compile for throughput, and read back what OpenVINO chose",
+        writes_code=True,
         prompt=(
             "Compile the IR at `ir_path` for the `CPU` with OpenVINO's own API, asking for the "
             "**THROUGHPUT** performance hint in true **f32** (`INFERENCE_PRECISION_HINT`). Answer with "
