@@ -175,3 +175,15 @@ def test_bounding_precision_is_the_arithmetic_that_really_runs(flags: list[str],
     assert benchmark.bounding_precision("float16", ["avx512f", "avx512_fp16"]) == "float16"
     assert benchmark.bounding_precision("int8 static", flags) == "int8"
     assert benchmark.bounding_precision("f32", flags) == "float32"
+
+
+def test_count_flops_counts_the_cpus_fused_attention() -> None:
+    """scaled_dot_product_attention on a CPU: Q·Kᵀ and the weighted sum of V, 2·2·L²·d each head."""
+
+    class Attention(torch.nn.Module):
+        def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    batch, heads, length, dim = 1, 2, 16, 8
+    q, k, v = (torch.randn(batch, heads, length, dim) for _ in range(3))
+    assert benchmark.count_flops(Attention(), (q, k, v)) == 2 * 2 * batch * heads * length * length * dim
