@@ -11,13 +11,15 @@ trained to see before the centre crop (the catalog's ``LoadedModel.resize``: 232
 ``IMAGENET1K_V2``, 256 for most others — :func:`helpers.images.default_resize`).
 
 Also here: :func:`classify_folder` (batch inference over a folder with a progress bar, one row
-per file, unreadable files reported instead of crashing).
+per file, unreadable files reported instead of crashing) and :func:`quality_and_speed` (every
+runner's top-1 agreement with a reference on real photos next to its latency: one table, so a
+speed is never shown without its quality).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,14 @@ from helpers.images import (
     top_k,
 )
 
-__all__ = ["Classification", "classify", "classify_arrays", "classify_folder"]
+__all__ = [
+    "Classification",
+    "batched_logits",
+    "classify",
+    "classify_arrays",
+    "classify_folder",
+    "quality_and_speed",
+]
 
 @dataclass
 class Classification:
@@ -84,6 +93,21 @@ def _input_name(runner: Any) -> str:
     return inputs[0].name
 
 
+def batched_logits(runner: Any, pixels: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+    """The runner's first output (the logits) for ``float32 [N, 3, H, W]`` pixels, ``batch_size``
+    images per call (``None``: one call), concatenated as float32."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 4:
+        raise ValueError(f"expected pixels of shape [N, 3, H, W], got {pixels.shape}")
+    name = _input_name(runner)
+    step = len(pixels) if not batch_size else int(batch_size)
+    chunks = []
+    for start in range(0, len(pixels), max(step, 1)):
+        out = runner({name: np.ascontiguousarray(pixels[start : start + step], dtype=np.float32)})
+        chunks.append(np.asarray(out[runner.output_names[0]], dtype=np.float32))
+    return np.concatenate(chunks)
+
+
 def classify_arrays(
     runner: Any,
     pixels: np.ndarray,
@@ -98,16 +122,7 @@ def classify_arrays(
     ``batch_size`` splits ``N`` into chunks (``None``: one call). The runner's first output is
     taken as the logits.
     """
-    pixels = np.asarray(pixels)
-    if pixels.ndim != 4:
-        raise ValueError(f"expected pixels of shape [N, 3, H, W], got {pixels.shape}")
-    name = _input_name(runner)
-    step = len(pixels) if not batch_size else int(batch_size)
-    chunks = []
-    for start in range(0, len(pixels), max(step, 1)):
-        out = runner({name: np.ascontiguousarray(pixels[start : start + step], dtype=np.float32)})
-        chunks.append(np.asarray(out[runner.output_names[0]], dtype=np.float32))
-    logits = np.concatenate(chunks)
+    logits = batched_logits(runner, pixels, batch_size=batch_size)
     labels = list(labels) if labels is not None else imagenet_labels()
     return Classification(
         logits=logits,
@@ -203,4 +218,99 @@ def classify_folder(
     frame = pd.DataFrame(rows, columns=None if rows else ["file", "label", "probability", "error"])
     if len(frame):
         frame = frame.sort_values("file", kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _runs_on(info: Mapping[str, Any]) -> str:
+    """Where a runner really runs, from its ``describe()``: ORT providers, else the device."""
+    actual = info.get("providers_actual")
+    if actual:
+        return ", ".join(str(p).removesuffix("ExecutionProvider") for p in actual)
+    return str(info.get("device") or "")
+
+
+def _intra_threads(info: Mapping[str, Any]) -> Any:
+    threads = info.get("threads")
+    return threads.get("intra_op") if isinstance(threads, Mapping) else threads
+
+
+def quality_and_speed(
+    runners: Mapping[str, Any],
+    pixels: np.ndarray,
+    *,
+    reference: str,
+    timing_batch: int = 1,
+    chunk: int = 8,
+    runs: int = 30,
+    max_seconds: float = 2.0,
+    warmup: int = 3,
+    reference_logits: np.ndarray | None = None,
+) -> Any:
+    """Each classifier runner's agreement with ``reference`` on ``pixels`` next to its latency.
+
+    ``runners`` maps labels to :class:`helpers.runners.Runner` s with one image input;
+    ``reference`` is one of the labels. Every runner classifies all of ``pixels`` (in chunks of
+    ``chunk`` images, so no runtime's memory grows with the whole set) and is compared with the
+    reference's logits (:func:`helpers.parity.classification_agreement`) — or with
+    ``reference_logits`` when they were computed already (the reference runner is then only
+    timed). Then each is timed on the first ``timing_batch`` images with
+    :func:`helpers.benchmark.compare` (``warmup`` untimed calls, up to ``runs`` timed calls or
+    ``max_seconds``).
+
+    Returns a DataFrame indexed by label: ``runs on`` (execution providers or device actually
+    used), ``precision``, ``threads`` (intra-op), ``max_abs_diff``, ``top1_agreement``, ``images``,
+    ``p50_ms``, ``p90_ms``, ``p99_ms``, ``speedup_vs_<reference>``.
+    """
+    from helpers.benchmark import compare
+    from helpers.parity import classification_agreement
+
+    if reference not in runners:
+        raise ValueError(f"reference {reference!r} is not one of the runners {list(runners)}")
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 4 or not len(pixels):
+        raise ValueError(f"expected pixels of shape [N, 3, H, W] with N >= 1, got {pixels.shape}")
+    logits = {
+        label: reference_logits
+        if label == reference and reference_logits is not None
+        else batched_logits(r, pixels, batch_size=chunk)
+        for label, r in runners.items()
+    }
+    if len(logits[reference]) != len(pixels):
+        raise ValueError(f"reference_logits: {len(logits[reference])} rows for {len(pixels)} images")
+    name = _input_name(runners[reference])
+    timing = compare(
+        dict(runners),
+        {name: np.ascontiguousarray(pixels[:timing_batch])},
+        baseline=reference,
+        runs=runs,
+        max_seconds=max_seconds,
+        warmup=warmup,
+        min_runs=3,
+        batch_size=timing_batch,
+        progress=False,
+    ).set_index("runner")
+    rows = {}
+    for label, runner in runners.items():
+        info = runner.describe()
+        agreement = classification_agreement(logits[reference], logits[label])
+        rows[label] = {
+            "runs on": _runs_on(info),
+            "precision": str(info.get("precision") or getattr(runner, "precision", "")),
+            "threads": _intra_threads(info),
+            "max_abs_diff": agreement["max_abs_diff"],
+            "top1_agreement": agreement["top1_agreement"],
+            "images": len(pixels),
+            **{col: float(timing.loc[label, col]) for col in ("p50_ms", "p90_ms", "p99_ms")},
+            f"speedup_vs_{reference}": float(timing.loc[label, f"speedup_vs_{reference}"]),
+        }
+    frame = _frame(rows)
+    frame.attrs["reference"] = reference
+    return frame
+
+
+def _frame(rows: Mapping[str, Mapping[str, Any]]) -> Any:
+    import pandas as pd
+
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "runner"
     return frame

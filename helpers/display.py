@@ -94,6 +94,12 @@ def show(obj: Any, *, max_colwidth: int | None = MAX_COLWIDTH) -> None:
         if in_notebook():
             from IPython.display import display
 
+            if type(obj).__module__.startswith("matplotlib") and hasattr(obj, "savefig"):
+                # A Figure made without pyplot: make sure IPython has a PNG formatter for it
+                # (pyplot registers one when imported; a notebook may never import pyplot).
+                from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+                set_matplotlib_formats("png")
             display(obj)
         else:
             print(obj)

@@ -268,3 +268,17 @@ def test_plot_marks_each_rows_own_limit_when_precisions_differ() -> None:
     assert not any("limit" in t.get_text() for t in ax.texts)  # no single dashed limit line
     single = plot_latencies(frame.assign(lower_bound_ms=5.0)).axes[0]
     assert any("limit 5" in t.get_text() for t in single.texts)
+
+
+def test_plot_labels_each_bar_with_its_quality() -> None:
+    frame = pd.DataFrame(
+        {"p50_ms": [10.0, 4.0], "p90_ms": [11.0, 5.0], "top1_agreement": [1.0, 0.875]},
+        index=pd.Index(["fp32", "int8"], name="runner"),
+    )
+    ax = plot_latencies(frame, quality="top1_agreement").axes[0]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["10.0 ms · top1 agreement 100%", "4 ms · top1 agreement 88%"]
+    plain = plot_latencies(frame).axes[0]
+    assert sorted(t.get_text() for t in plain.texts) == ["10.0 ms", "4 ms"]
+    with pytest.raises(ValueError, match="quality column"):
+        plot_latencies(frame, quality="same_answer")

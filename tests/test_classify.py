@@ -17,7 +17,7 @@ LABELS = ["ant", "bee", "cat", "dog", "eel"]
 SIZE = 32
 
 
-def _runner() -> torch_runner:
+def _runner(last_bias: list[float] | None = None) -> torch_runner:
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3, padding=1),
@@ -26,6 +26,9 @@ def _runner() -> torch_runner:
         torch.nn.Flatten(),
         torch.nn.Linear(4, len(LABELS)),
     )
+    if last_bias is not None:
+        with torch.no_grad():
+            model[-1].bias.copy_(torch.tensor(last_bias))
     return torch_runner(
         model, [TensorSpec("pixels", ("batch", 3, SIZE, SIZE), "float32")], ["logits"]
     )
@@ -107,3 +110,47 @@ def test_resize_reaches_the_runner(tmp_path: Path) -> None:
         im.save(tmp_path / f"{i}.png")
     classify_folder(runner, tmp_path, labels=LABELS, size=224, resize=232, progress=False)
     np.testing.assert_array_equal(runner.seen[-1], expected)
+
+
+def test_quality_and_speed_puts_agreement_next_to_latency() -> None:
+    from helpers.classify import batched_logits, quality_and_speed
+
+    reference = _runner()
+    same = _runner()  # the same seed: the same weights
+    other = _runner(last_bias=[0.0, 0.0, 0.0, 0.0, 100.0])  # a bias that always picks the last class
+    images, _ = photo_set(6, names=("chelsea", "coffee", "camera"))
+    pixels = preprocess_batch(images, size=SIZE)
+    expected_other = float(
+        (batched_logits(reference, pixels).argmax(1) == len(LABELS) - 1).mean()
+    )
+    table = quality_and_speed(
+        {"ref": reference, "same": same, "other": other}, pixels, reference="ref", chunk=4, runs=3,
+        max_seconds=0.2, warmup=0,
+    )
+    assert list(table.index) == ["ref", "same", "other"]
+    assert table.loc["same", "top1_agreement"] == 1.0 and table.loc["same", "max_abs_diff"] == 0.0
+    assert table.loc["other", "top1_agreement"] == pytest.approx(expected_other)
+    assert table.loc["other", "max_abs_diff"] >= 99.0  # the bias moved one logit by 100
+    assert (table["images"] == 6).all() and (table["p50_ms"] > 0).all()
+    assert table.loc["ref", "speedup_vs_ref"] == 1.0
+    assert table.loc["ref", "runs on"] == "cpu" and table.loc["ref", "precision"] == "float32"
+    with pytest.raises(ValueError, match="reference"):
+        quality_and_speed({"a": reference}, pixels, reference="b")
+    given = batched_logits(reference, pixels) + 1.0  # precomputed reference logits are used as given
+    shifted = quality_and_speed({"ref": reference, "same": same}, pixels, reference="ref", runs=1,
+                                max_seconds=0.1, warmup=0, reference_logits=given)
+    assert shifted.loc["same", "max_abs_diff"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="rows"):
+        quality_and_speed({"ref": reference}, pixels, reference="ref", reference_logits=given[:2])
+
+
+def test_batched_logits_match_one_call() -> None:
+    from helpers.classify import batched_logits
+
+    runner = _runner()
+    images, _ = photo_set(5, names=("chelsea", "coffee"))
+    pixels = preprocess_batch(images, size=SIZE)
+    np.testing.assert_allclose(batched_logits(runner, pixels, batch_size=2), batched_logits(runner, pixels),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="N, 3, H, W"):
+        batched_logits(runner, pixels[0])

@@ -58,7 +58,7 @@ def test_show_and_solution_print_outside_jupyter(capsys) -> None:
     exercises.show("04.1")
     exercises.solution("04.1")
     out = capsys.readouterr().out
-    assert "Exercise 04.1" in out and "Solution to exercise 04.1" in out and "idxmin" in out
+    assert "Exercise 04.1" in out and "Solution to exercise 04.1" in out and "InferenceSession" in out
 
 
 def test_unknown_key_is_an_author_error() -> None:
@@ -67,8 +67,8 @@ def test_unknown_key_is_an_author_error() -> None:
 
 
 def test_missing_context_and_raising_answers_are_feedback() -> None:
-    fb = wrong("04.1", ("x", 1.0))
-    assert "table=" in fb.message
+    fb = wrong("04.1", lambda path, providers, threads: None)
+    assert "onnx_path=" in fb.message
 
     def broken(*args):
         raise ZeroDivisionError("oops")
@@ -87,39 +87,6 @@ def gemm_onnx(path: Path, seed: int = 0, noise: float = 0.0) -> tuple[Path, torc
     return path, torch.nn.Sequential(linear, torch.nn.ReLU()).eval()
 
 
-def test_04_benchmark_table_and_int8_agreement(tmp_path: Path) -> None:
-    table = pd.DataFrame(
-        {
-            "runner": ["PyTorch eager", "ORT CPU EP", "OpenVINO"] * 2,
-            "batch": [1, 1, 1, 8, 8, 8],
-            "threads": [2] * 6,
-            "p50_ms": [30.0, 20.0, 24.0, 200.0, 90.0, 80.0],
-        }
-    )
-    right("04.1", ("ORT CPU EP", 1.5), table=table, threads=2)
-    assert "faster" in wrong("04.1", ("OpenVINO", 1.25), table=table, threads=2).message
-    assert "Upside down" in wrong("04.1", ("ORT CPU EP", 1 / 1.5), table=table, threads=2).message
-
-    fp32 = runners.ort_runner(gemm_onnx(tmp_path / "a.onnx")[0])
-    int8 = runners.ort_runner(gemm_onnx(tmp_path / "b.onnx", noise=0.3)[0])
-    pixels = np.random.default_rng(2).standard_normal((32, 6)).astype(np.float32)
-    expected = float(
-        (fp32({"x": pixels})["y"].argmax(-1) == int8({"x": pixels})["y"].argmax(-1)).mean()
-    )
-    assert 0 < expected < 1
-
-    def agreement(a, b, p):
-        top = [r({r.inputs[0].name: p})[r.output_names[0]].argmax(-1) for r in (a, b)]
-        return float((top[0] == top[1]).mean())
-
-    right("04.2", agreement, fp32=fp32, int8=int8, pixels=pixels)
-    right("04.2", expected, fp32=fp32, int8=int8, pixels=pixels)
-    assert (
-        "percentage" in wrong("04.2", 100 * expected, fp32=fp32, int8=int8, pixels=pixels).message
-    )
-    assert (
-        "disagreement" in wrong("04.2", 1 - expected, fp32=fp32, int8=int8, pixels=pixels).message
-    )
 
 
 def test_05_best_span() -> None:

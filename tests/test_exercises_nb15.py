@@ -1,4 +1,4 @@
-"""Exercises 09.1 and 09.2 accept the right answer (from their context) and reject wrong ones with a hint."""
+"""Exercises 15.1 and 15.2 accept the right answer (from their context) and reject wrong ones with a hint."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def context(tmp_path_factory: pytest.TempPathFactory):
                                                           "INFERENCE_PRECISION_HINT": "f32"})
     batches = [{"pixel_values": np.random.default_rng(i).random((1, 3, 8, 8), dtype=np.float32)}
                for i in range(5)]
-    return {"runner": openvino_throughput_runner(path, precision="f32", num_requests=3),
+    return {"runner": openvino_throughput_runner(path, precision="f32", num_requests=3), "path": str(path),
             "compiled": compiled, "batches": batches, "reference": openvino_runner(path, precision="f32")}
 
 
@@ -34,15 +34,30 @@ def test_both_exercises_are_registered() -> None:
         assert framework.get(key).call.startswith(f'exercises.check("{key}"')
 
 
-def test_09_1_streams_and_requests(context) -> None:
-    runner = context["runner"]
-    info = runner.describe()
-    streams, requests = info["threads"]["streams"], info["infer_requests"]
-    assert framework.evaluate("15.1", (streams, requests), runner=runner).ok
-    assert not framework.evaluate("15.1", (streams + 5, requests), runner=runner).ok
-    assert "pair" in framework.evaluate("15.1", streams, runner=runner).message
-    if streams != requests:
-        assert "wrong order" in framework.evaluate("15.1", (requests, streams), runner=runner).message
+def _compiler(cache: bool = True, precision: str = "f32", other_path: str | None = None):
+    def compile_with_cache(model_path, cache_dir):
+        core = ov.Core()
+        if cache:
+            core.set_property({"CACHE_DIR": str(cache_dir)})
+        return core.compile_model(other_path or model_path, "CPU", {"INFERENCE_PRECISION_HINT": precision})
+
+    return compile_with_cache
+
+
+def test_15_1_compile_with_cache(context, tmp_path) -> None:
+    args = {"model_path": context["path"], "reference": context["reference"],
+            "inputs": context["batches"][0]}
+    ok = framework.evaluate("15.1", _compiler(), **args)
+    assert ok.ok and "LOADED_FROM_CACHE" in ok.message, ok.text()
+    namespace: dict = {"ov": ov}
+    exec(framework.get("15.1").solution, namespace)  # the published solution passes its own check
+    assert framework.evaluate("15.1", namespace["compile_with_cache"], **args).ok
+    no_cache = framework.evaluate("15.1", _compiler(cache=False), **args)
+    assert not no_cache.ok and "CACHE_DIR" in no_cache.hint
+    other = tiny_classifier_onnx(tmp_path / "other.onnx", num_classes=4, seed=7)
+    assert "other outputs" in framework.evaluate("15.1", _compiler(other_path=str(other)), **args).message
+    assert "CompiledModel" in framework.evaluate("15.1", lambda path, folder: 3, **args).message
+    assert not framework.evaluate("15.1", "not a function", **args).ok
 
 
 def _queue_runner(copy: bool, keep_order: bool):

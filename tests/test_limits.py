@@ -157,3 +157,33 @@ def test_measure_limits_records_readings_and_reaches_fingerprints() -> None:
     assert summary["int8"]["readings"] and "spread" in summary["memory"]
     result = benchmark.benchmark(lambda: None, warmup=0, runs=2, progress=False)
     assert result.fingerprint["limits"]["float32"]["value"] == round(limits.peak("float32"), 2)
+
+
+@pytest.mark.parametrize(
+    ("flags", "bf16_bound"),
+    [
+        (["avx2", "fma"], "float32"),
+        (["avx2", "avx512f", "avx512_vnni"], "float32"),  # OpenVINO may accept bf16 here: software
+        (["avx2", "avx512f", "avx512_bf16"], "bfloat16"),
+        (["avx2", "avx512f", "amx_bf16", "amx_int8", "amx_tile"], "bfloat16"),
+    ],
+)
+def test_bounding_precision_is_the_arithmetic_that_really_runs(flags: list[str], bf16_bound: str) -> None:
+    assert benchmark.bounding_precision("bf16", flags) == bf16_bound
+    assert benchmark.bounding_precision(torch.bfloat16, flags) == bf16_bound
+    assert benchmark.bounding_precision("f16", flags) == "float32"  # no AVX512-FP16 in these flags
+    assert benchmark.bounding_precision("float16", ["avx512f", "avx512_fp16"]) == "float16"
+    assert benchmark.bounding_precision("int8 static", flags) == "int8"
+    assert benchmark.bounding_precision("f32", flags) == "float32"
+
+
+def test_count_flops_counts_the_cpus_fused_attention() -> None:
+    """scaled_dot_product_attention on a CPU: Q·Kᵀ and the weighted sum of V, 2·2·L²·d each head."""
+
+    class Attention(torch.nn.Module):
+        def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    batch, heads, length, dim = 1, 2, 16, 8
+    q, k, v = (torch.randn(batch, heads, length, dim) for _ in range(3))
+    assert benchmark.count_flops(Attention(), (q, k, v)) == 2 * 2 * batch * heads * length * length * dim

@@ -7,7 +7,8 @@
   fp32/bf16/int8 GEMM peaks and memory bandwidth, repeated probes with their spread, a busy
   warning; :func:`measure_gemm_peak`, :func:`measure_memory_bandwidth` for one probe;
   :func:`best_of`, the probes' statistic), which instructions run each precision here
-  (:func:`precision_hardware`) and :func:`count_flops`, for "% of the limit".
+  (:func:`precision_hardware`; :func:`bounding_precision`: the limit that really bounds a
+  precision here) and :func:`count_flops`, for "% of the limit".
 - :mod:`.throughput` — :func:`measure_throughput` (items per second with several requests in
   flight, by threads or a runner's own queue), :class:`ThroughputResult`, :func:`throughput_frame`.
 - :mod:`.tables` — :func:`compare` (several runners against a baseline, with speed-ups and each
@@ -21,6 +22,7 @@ from helpers.benchmark.limits import (
     Limits,
     Probe,
     best_of,
+    bounding_precision,
     count_flops,
     last_limits,
     limit_key,
@@ -51,6 +53,7 @@ __all__ = [
     "Workload",
     "benchmark",
     "best_of",
+    "bounding_precision",
     "compare",
     "count_flops",
     "interleaved",

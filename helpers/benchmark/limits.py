@@ -9,7 +9,8 @@
 - :func:`measure_gemm_peak`, :func:`measure_memory_bandwidth` — one probe each (cached).
 - :func:`precision_hardware` — which instructions execute a precision on this CPU (AMX, VNNI,
   AVX512-BF16, AVX2 …), from :func:`helpers.hardware.cpu_features`; :func:`limit_key` — which
-  limit a runner's precision is measured against.
+  limit a runner's precision is measured against; :func:`bounding_precision` — the precision
+  whose arithmetic really runs (bf16 or fp16 without instructions for it: fp32).
 - :func:`count_flops` — the FLOPs of one forward pass.
 
 Together they turn a latency into "% of the limit *for its own precision*": a model that needs
@@ -36,6 +37,7 @@ from helpers.runners import torch_threads
 
 __all__ = [
     "best_of",
+    "bounding_precision",
     "LIMIT_PRECISIONS",
     "Limits",
     "Probe",
@@ -128,6 +130,22 @@ def precision_hardware(precision: str, flags: Iterable[str] | None = None) -> di
     else:
         path = f"{wide} FMA" if wide else "scalar / other SIMD"
     return {"precision": key, "native": native, "path": path, "saturates": saturates}
+
+
+def bounding_precision(precision: Any, flags: Iterable[str] | None = None) -> str:
+    """The precision whose peak bounds a runner that computes in ``precision`` on this CPU (or
+    on one with ``flags``): its own :func:`limit_key`, except a precision the CPU has no
+    instructions for (bf16 without AVX512-BF16/AMX, fp16 without AVX512-FP16), which libraries
+    convert to fp32 and multiply on the fp32 units — so fp32's peak bounds it.
+
+    A runtime that *reports* bf16 on such a CPU (OpenVINO accepts the hint on some CPUs without
+    bf16 instructions) is converting in software: comparing it with a bf16 GEMM probe, itself
+    converted in software, would call a slow path "near its limit".
+    """
+    key = limit_key(precision)
+    if key in ("bfloat16", "float16") and not precision_hardware(key, flags)["native"]:
+        return "float32"
+    return key
 
 
 # ----------------------------------------------------------------------------------------------
@@ -611,6 +629,11 @@ def count_flops(model: Any, example_inputs: tuple | dict | Any) -> int:
     operators (activations, norms, additions) are not counted: they are cheap in FLOPs and
     bound by memory traffic instead.
 
+    PyTorch's counter has no formula for the CPU's fused attention kernel
+    (``_scaled_dot_product_flash_attention_for_cpu``, what ``scaled_dot_product_attention`` runs
+    on a CPU); it is counted here with the same formula as the GPU kernels, so a transformer's
+    attention products are not left out.
+
     The count is for the *given* inputs: a batch of 8 costs 8× a batch of 1. Divide by a
     measured peak (:func:`measure_gemm_peak`, GFLOP/s) to get a lower bound on latency:
     ``lower_bound_ms = flops / (peak_gflops · 1e9) · 1e3``.
@@ -622,7 +645,7 @@ def count_flops(model: Any, example_inputs: tuple | dict | Any) -> int:
     if hasattr(model, "eval"):
         model.eval()
     try:
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False, custom_mapping=_uncounted_attention())
         with torch.inference_mode(), counter:
             if isinstance(example_inputs, dict):
                 model(**example_inputs)
@@ -634,3 +657,18 @@ def count_flops(model: Any, example_inputs: tuple | dict | Any) -> int:
         if was_training and hasattr(model, "train"):
             model.train()
     return int(counter.get_total_flops())
+
+
+def _uncounted_attention() -> dict[Any, Any]:
+    """Formulas for attention kernels ``torch.utils.flop_counter`` does not count (the CPU's)."""
+    import torch
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None:  # pragma: no cover - an older or newer torch without this kernel
+        return {}
+
+    def flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any) -> int:
+        return int(sdpa_flop_count(query_shape, key_shape, value_shape))
+
+    return {op: flops}

@@ -169,11 +169,15 @@ def _fmt_ms(value: float) -> str:
     return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
 
 
-def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> Any:
+def plot_latencies(
+    table: pd.DataFrame, *, title: str = "", ax: Any = None, quality: str | None = None
+) -> Any:
     """Horizontal bars of p50 latency (ms) with whiskers up to p90, fastest at the top.
 
-    ``table`` is the output of :func:`compare` or :func:`results_frame` (needs ``runner``,
-    ``p50_ms``, ``p90_ms``). Each bar is labelled with its p50 in ms; when the table has a
+    ``table`` is the output of :func:`compare` or :func:`results_frame` (needs ``runner`` — a
+    column or the index's name — ``p50_ms``, ``p90_ms``). Each bar is labelled with its p50 in
+    ms, and with ``quality`` (a column holding a fraction, e.g. ``"top1_agreement"``) also with
+    that figure, so the chart never shows a speed without its quality. When the table has a
     ``lower_bound_ms`` column, the physical limit is drawn as a dashed line — or, when the rows
     have different limits (different precisions), as a red tick on each bar. Returns the
     matplotlib Figure (created without pyplot, so a notebook shows it once, as the cell's
@@ -181,6 +185,10 @@ def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> A
     """
     from matplotlib.figure import Figure
 
+    if "runner" not in table.columns and table.index.name == "runner":
+        table = table.reset_index()
+    if quality is not None and quality not in table.columns:
+        raise ValueError(f"plot_latencies: table has no quality column {quality!r}")
     missing = {"runner", "p50_ms", "p90_ms"} - set(table.columns)
     if missing:
         raise ValueError(f"plot_latencies: table lacks columns {sorted(missing)}")
@@ -197,8 +205,11 @@ def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> A
     ax.barh(positions, p50, xerr=whisker, color="#4C72B0", ecolor="#333333", capsize=4)
     ax.set_yticks(positions, [str(r) for r in data["runner"]])
     right = float(np.nanmax(p90)) if len(p90) else 1.0
-    for y, (a, b) in enumerate(zip(p50, p90, strict=True)):
-        ax.text(max(a, b) + 0.01 * right, y, f"{_fmt_ms(a)} ms", va="center", fontsize=9)
+    scores = data[quality].to_numpy(dtype=float) if quality else np.full(len(data), np.nan)
+    label = quality.replace("_", " ") if quality else ""
+    for y, (a, b, score) in enumerate(zip(p50, p90, scores, strict=True)):
+        text = f"{_fmt_ms(a)} ms" + (f" · {label} {score:.0%}" if np.isfinite(score) else "")
+        ax.text(max(a, b) + 0.01 * right, y, text, va="center", fontsize=9)
     bounds = data["lower_bound_ms"] if "lower_bound_ms" in data.columns else None
     mixed = bounds is not None and bounds.dropna().nunique() > 1
     if mixed and bounds is not None:  # rows of different precisions: each bar's own limit, as a tick on the bar
@@ -224,7 +235,7 @@ def plot_latencies(table: pd.DataFrame, *, title: str = "", ax: Any = None) -> A
             va="bottom",
             fontsize=8,
         )
-    ax.set_xlim(0, right * 1.18)
+    ax.set_xlim(0, right * (1.45 if quality else 1.18))
     ax.set_xlabel("latency (ms) — bar: p50, whisker: p90")
     if title:
         ax.set_title(title)

@@ -356,11 +356,13 @@ def _ort_spec(
     needs_gpu: bool = False,
     provider_options: Mapping[str, str] | None = None,
     fp32_options: Mapping[str, str] | None = None,
+    threads_option: str | None = None,
 ) -> RuntimeSpec:
     """A runtime that is ONNX Runtime on the first provider of ``ort_providers_for(target)``.
 
     ``provider_options`` go to that provider always; ``fp32_options`` when ``precision=`` asks
-    for true fp32 (e.g. no TF32 matmuls on the CUDA EP).
+    for true fp32 (e.g. no TF32 matmuls on the CUDA EP); ``threads_option`` names the provider
+    option that takes ``threads=`` (an EP with its own thread pool).
     """
     provider = ort_providers_for(target)[0]
 
@@ -376,6 +378,8 @@ def _ort_spec(
         options = dict(provider_options or {})
         if precision is not None:
             options.update(fp32_options or {})
+        if threads is not None and threads_option is not None:
+            options[threads_option] = str(threads)
         return ort_runner(
             artifact,
             providers=ort_providers_for(target),
@@ -414,5 +418,6 @@ RUNTIMES: tuple[RuntimeSpec, ...] = (
         "the openvino environment (onnxruntime-openvino)",
         "openvino",
         provider_options={"device_type": "CPU"},
+        threads_option="num_of_threads",  # the EP runs OpenVINO's own threads: give it the count too
     ),
 )

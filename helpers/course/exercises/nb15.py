@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,42 +13,42 @@ from helpers.course.exercises.framework import (
     Feedback,
     Wrong,
     as_function,
-    as_number,
     correct,
     first_output,
     register,
 )
 
 
-def _check_09_1(answer: Any, runner: Any) -> Feedback:
-    info = runner.describe()
-    streams, requests = info["threads"]["streams"], info["infer_requests"]
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        raise Wrong(
-            f"Expected a pair (streams, infer requests), got {answer!r}.",
-            "Read them with throughput_runner.describe() or compiled.get_property(...).",
-        )
-    got = tuple(int(as_number(a, "a count")) for a in answer)
-    if got == (streams, requests):
-        return correct(
-            f"Right: {streams} stream(s) run at once, and the runner keeps {requests} infer request(s) "
-            f"so that every stream has work (OPTIMAL_NUMBER_OF_INFER_REQUESTS = "
-            f"{info['optimal_infer_requests']})."
-        )
-    if got == (requests, streams) and streams != requests:
-        raise Wrong(
-            "Those are the right numbers in the wrong order.",
-            "The pair is (streams, infer requests).",
-        )
-    if got[0] == info["threads"]["intra_op"] and got[0] != streams:
-        raise Wrong(
-            f"{got[0]} is the number of threads (INFERENCE_NUM_THREADS), not of streams.",
-            "describe()['threads'] has both: 'intra_op' and 'streams'.",
-        )
-    raise Wrong(
-        f"{got} is not what this runner reports.",
-        "throughput_runner.describe()['threads']['streams'] and ['infer_requests'].",
-    )
+def _check_15_1(answer: Any, model_path: Any, reference: Any, inputs: Any) -> Feedback:
+    import tempfile
+
+    compile_with_cache = as_function(answer, "compile_with_cache(model_path, cache_dir)")
+    with tempfile.TemporaryDirectory(prefix="ov-cache-exercise-") as cache_dir:
+        first = compile_with_cache(str(model_path), cache_dir)
+        second = compile_with_cache(str(model_path), cache_dir)
+        blobs = [p.name for p in Path(cache_dir).iterdir() if p.suffix == ".blob"]
+        for compiled in (first, second):
+            if not hasattr(compiled, "get_property") or not hasattr(compiled, "create_infer_request"):
+                raise Wrong(f"Expected an openvino CompiledModel, got {type(compiled).__name__}.",
+                            'return core.compile_model(model_path, "CPU", {...})')
+        precision = first.get_property("INFERENCE_PRECISION_HINT")
+        if getattr(precision, "get_type_name", lambda: str(precision))() != "f32":
+            raise Wrong(f"It computes in {precision}, not f32.",
+                        'Add "INFERENCE_PRECISION_HINT": "f32" to the config.')
+        if not blobs:
+            raise Wrong("Nothing was written to cache_dir: the cache is not switched on.",
+                        'core.set_property({"CACHE_DIR": cache_dir}) before compile_model, or put '
+                        '"CACHE_DIR": cache_dir in its config.')
+        if not second.get_property("LOADED_FROM_CACHE"):
+            raise Wrong("The second compile did not load from the cache (LOADED_FROM_CACHE is False).",
+                        "Use the same cache_dir, device and settings for both compiles.")
+        got = np.asarray(second.create_infer_request().infer(dict(inputs))[0])
+    want = first_output(reference, inputs)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-3):
+        raise Wrong("The model loaded from the cache gives other outputs than the latency runner.",
+                    "Compile the same file (model_path) for the CPU.")
+    return correct(f"Correct: the first compile wrote {blobs[0]} into the cache folder, the second loaded "
+                   "it (LOADED_FROM_CACHE = True) and answers exactly like the runner.")
 
 
 def _check_09_2(answer: Any, compiled: Any, batches: Any, reference: Any) -> Feedback:
@@ -94,18 +95,23 @@ def _check_09_2(answer: Any, compiled: Any, batches: Any, reference: Any) -> Fee
 register(
     Exercise(
         key="15.1",
-        title="Streams and infer requests",
+        title="Compile once, load from the cache",
         prompt=(
-            "How many **streams** does `throughput_runner` run, and how many **infer requests** does it keep "
-            "to feed them? Answer with a pair `(streams, infer_requests)` read from the runner — not typed in."
+            "Write `compile_with_cache(model_path, cache_dir)`: a fresh `ov.Core()` with OpenVINO's model "
+            "cache in `cache_dir` (the `CACHE_DIR` property), then `compile_model` of `model_path` for the "
+            "`CPU` in f32 (`INFERENCE_PRECISION_HINT`); return the compiled model. The check calls it twice "
+            "with an empty folder: the second compile must come from the cache (`LOADED_FROM_CACHE`) and "
+            "answer like `latency_runner`."
         ),
-        checker=_check_09_1,
-        context=("runner",),
-        call='exercises.check("15.1", answer, runner=throughput_runner)',
-        solution="info = throughput_runner.describe()\n"
-        'answer = (info["threads"]["streams"], info["infer_requests"])\n'
-        '# or: compiled_tput.get_property("NUM_STREAMS"), '
-        'compiled_tput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")',
+        checker=_check_15_1,
+        context=("model_path", "reference", "inputs"),
+        call='exercises.check("15.1", compile_with_cache, model_path=onnx_path, reference=latency_runner, '
+        "inputs=one)",
+        writes_code=True,
+        solution="def compile_with_cache(model_path, cache_dir):\n"
+        "    core = ov.Core()\n"
+        '    core.set_property({"CACHE_DIR": str(cache_dir)})\n'
+        '    return core.compile_model(model_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})',
     )
 )
 
