@@ -169,3 +169,102 @@ def test_plot_marks_the_floor() -> None:
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.texts] == ["fp32", "a", "b"]
     assert any(list(line.get_ydata()) == [0.8, 0.8] for line in ax.get_lines())
+
+
+def test_pair_risk_counts_the_worst_case_by_hand() -> None:
+    # channel 0: pairs (127, 127) -> 64,770 overflows, (1, 1) -> 510 does not; channel 1: 64s never do
+    weights = np.array([[127, 127, 1, 1], [64, 64, -64, -64]], dtype=np.int8)
+    assert saturation.pair_risk(weights) == 0.25  # 1 of 4 pairs
+    assert saturation.pair_risk(weights, activation=100) == 0.0  # 2 x 100 x 127 = 25,400
+    assert saturation.pair_risk(weights.reshape(2, 2, 2, 1)) == 0.25  # conv layout, same pairs
+    with pytest.raises(ValueError, match="output-channel axis"):
+        saturation.pair_risk(np.array([1, 2], dtype=np.int8))
+
+
+def test_quantized_conv_weights_skips_depthwise_and_u8(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w_gemm = np.array([[[[100]], [[-100]]]] * 2, dtype=np.int8)  # [2, 2, 1, 1]
+    w_dw = np.full((2, 1, 3, 3), 5, dtype=np.int8)
+    w_u8 = np.full((2, 2, 1, 1), 200, dtype=np.uint8)
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w_gemm, "wg"), (w_dw, "wd"), (w_u8, "wu"))]
+    inits += [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+              numpy_helper.from_array(np.array(0, np.int8), "z8"),
+              numpy_helper.from_array(np.array(128, np.uint8), "zu")]
+    nodes = [helper.make_node("DequantizeLinear", [w, "s", z], [w + "_dq"])
+             for w, z in (("wg", "z8"), ("wd", "z8"), ("wu", "zu"))]
+    nodes += [helper.make_node("Conv", ["x", "wg_dq"], ["a"], name="gemm"),
+              helper.make_node("Conv", ["a", "wd_dq"], ["b"], name="depthwise", group=2,
+                               pads=[1, 1, 1, 1]),
+              helper.make_node("Conv", ["b", "wu_dq"], ["y"], name="unsigned")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                        [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=inits)
+    path = tmp_path / "q.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    found = saturation.quantized_conv_weights(path)
+    assert list(found) == ["gemm"] and np.array_equal(found["gemm"], w_gemm)
+
+
+def test_compiled_precisions_reads_the_runtime_model() -> None:
+    class Any_:
+        def __init__(self, value: str) -> None:
+            self.value = value
+
+        def astype(self, kind):
+            return self.value
+
+    class Op:
+        def __init__(self, layer: str, precision: str) -> None:
+            self.info = {"layerType": Any_(layer), "runtimePrecision": Any_(precision)}
+
+        def get_rt_info(self):
+            return self.info
+
+    class Compiled:
+        def get_runtime_model(self):
+            ops = [Op("Convolution", "u8")] * 3 + [Op("Convolution", "f32"), Op("Reorder", "f32")]
+            return type("M", (), {"get_ops": lambda self: ops})()
+
+    counts = report.compiled_precisions(Compiled())
+    assert counts.to_dict() == {"Convolution f32": 1, "Convolution u8": 3}
+
+
+def test_compiled_precisions_on_a_real_openvino_model(tmp_path) -> None:
+    """An fp32 convolution compiled with the f32 hint runs in f32; the same layer behind a
+    QuantizeLinear/DequantizeLinear pair runs in an integer precision."""
+    ov = pytest.importorskip("openvino")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.5, (8, 4, 3, 3)).astype(np.float32)
+
+    def save(qdq: bool):
+        inits = [numpy_helper.from_array(w, "w")]
+        nodes, source = [], "x"
+        if qdq:
+            scale_w = np.abs(w).reshape(8, -1).max(axis=1) / 127
+            inits += [numpy_helper.from_array(np.rint(w / scale_w[:, None, None, None]).astype(np.int8), "wq"),
+                      numpy_helper.from_array(scale_w.astype(np.float32), "sw"),
+                      numpy_helper.from_array(np.zeros(8, np.int8), "zw"),
+                      numpy_helper.from_array(np.array(0.02, np.float32), "sx"),
+                      numpy_helper.from_array(np.array(128, np.uint8), "zx")]
+            nodes += [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+                      helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+                      helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=0)]
+            source = "xd"
+        nodes.append(helper.make_node("Conv", [source, "wd" if qdq else "w"], ["y"], name="conv"))
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                            [1, 4, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  initializer=inits)
+        path = tmp_path / f"conv_{qdq}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        return ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    assert report.compiled_precisions(save(qdq=False)).to_dict() == {"Convolution f32": 1}
+    integer = report.compiled_precisions(save(qdq=True))
+    assert list(integer.index) in (["Convolution u8"], ["Convolution i8"]), integer

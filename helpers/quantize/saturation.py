@@ -18,6 +18,7 @@ the bound; :func:`saturated_fraction` counts the pairs a given input would clip.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ __all__ = [
     "INT16_MIN",
     "dot_u8s8",
     "largest_safe_weight",
+    "pair_risk",
     "pair_sums",
+    "quantized_conv_weights",
     "saturated_fraction",
 ]
 
@@ -92,3 +95,44 @@ def largest_safe_weight(max_activation: int = 255) -> int:
     if not 0 < max_activation <= 255:
         raise ValueError("max_activation must be in 1..255")
     return min(128, INT16_MAX // (2 * max_activation))
+
+
+def pair_risk(weights: Any, activation: int = 255) -> float:
+    """The fraction of neighbouring weight pairs whose products overflow int16 when both
+    activations equal ``activation`` — the worst case a layer can meet.
+
+    ``weights`` is a quantized weight tensor (s8 or u8 values); pairs are taken along each output
+    channel's flattened input (``weights[c].reshape(-1)``), as a GEMM kernel reads them. A
+    result of 0 means the layer can never saturate.
+    """
+    array = np.asarray(weights)
+    if array.ndim < 2:
+        raise ValueError("weights must have an output-channel axis and at least one input axis")
+    rows = array.reshape(array.shape[0], -1)
+    return saturated_fraction(np.full(rows.shape[1], activation), rows)
+
+
+def quantized_conv_weights(onnx_path: str | Path) -> dict[str, np.ndarray]:
+    """``{Conv node name: its s8 weight tensor}`` for the convolutions of a QDQ file that run as
+    matrix multiplies (not depthwise: one input channel per group is another kernel), in graph
+    order. Only s8 weights are listed: u8 weights use the u8 × u8 kernel, which cannot saturate.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    inits = {i.name: i for i in model.graph.initializer}
+    quantized = {
+        node.output[0]: inits[node.input[0]]
+        for node in model.graph.node
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits
+    }
+    found: dict[str, np.ndarray] = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in quantized:
+            continue
+        weight = numpy_helper.to_array(quantized[node.input[1]])
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if weight.dtype == np.int8 and not (group > 1 and weight.shape[1] == 1):
+            found[node.name] = weight
+    return found
