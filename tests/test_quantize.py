@@ -274,9 +274,10 @@ def test_default_pre_processing_works_on_a_dynamo_transformer(
     import torch
 
     from helpers import catalog, export, qa
+    from helpers.qa.answer import MODEL_INPUT_NAMES
 
     lm = catalog.load("question-answering", "tiny", show_banner=False)
-    names = list(qa.MODEL_INPUT_NAMES)
+    names = list(MODEL_INPUT_NAMES)
     features = qa.encode(lm.tokenizer, ["Who?", "What?"], "Ada wrote it.", max_length=16, stride=4)
     example = {k: torch.from_numpy(v) for k, v in features.model_inputs(names).items()}
     fp32 = export.export_onnx(lm.model, example, tmp_path / "qa.onnx", input_names=names,
