@@ -160,6 +160,20 @@ def test_bytes_read_per_token_counts_one_row_of_a_lookup_table(tmp_path):
         g.bandwidth_bound_tokens_per_s(0, 20.0)
 
 
+def test_teacher_forcing_runs_the_bound_loop_itself(gpt2):
+    """Teacher forcing through the I/O-binding loop (the text's tokens forced as its choices)
+    gives PyTorch's logits of every position."""
+    model, path = gpt2
+    loop = g.BoundGenerator.from_onnx(path, model.config, threads=1)
+    ids = [5, 6, 7, 8, 9, 10, 11, 12, 13]
+    with torch.inference_mode():
+        reference = model(torch.tensor([ids])).logits[0].numpy()
+    got = g.teacher_forced_logits(loop, g.CacheLayout.from_config(model.config), ids)
+    assert got.shape == reference.shape
+    assert np.allclose(got, reference, atol=1e-4)
+    assert loop.eos_token_ids == (model.config.eos_token_id,)  # the loop itself is left as it was
+
+
 @pytest.mark.slow
 def test_genai_builder_and_generator_match_transformers(tmp_path):
     """ORT GenAI's model builder on a local tiny Llama folder: the same greedy tokens."""
@@ -178,6 +192,10 @@ def test_genai_builder_and_generator_match_transformers(tmp_path):
     ids = np.array([[5, 6, 7, 8], [9, 10, 11, 12]])
     ref, _ = g.hf_generate(model, ids, np.ones_like(ids), max_new_tokens=8, stop_on_eos=False)
     assert np.array_equal(gen.generate(ids, max_new_tokens=8, stop_on_eos=False), ref)
+    text = [5, 6, 7, 8, 9, 10, 11, 12]
+    with torch.inference_mode():
+        reference = model(torch.tensor([text])).logits[0].numpy()
+    assert np.allclose(gen.teacher_forced_logits(text), reference, atol=1e-3)
     with pytest.raises(g.EmptyPromptError):
         gen.generate(np.zeros((1, 0), np.int64))
     (tmp_path / "not-a-model").mkdir()

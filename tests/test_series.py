@@ -154,3 +154,26 @@ def test_summary_problem_lines_keep_the_table_intact(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| 95_x.ipynb"))
     assert row.count(" | ") == 3, row
     assert output_checks.RULES["ansi"] and "- cell 1: [ansi] a &#124; b" in text
+
+
+def test_summary_reads_as_text_not_raw_dicts(tmp_path: Path) -> None:
+    """Nested results (a limits table, per-runtime figures) become readable text, never a dict repr."""
+    limits = {p: 100.0 + i for i, p in enumerate(["fp32", "bf16", "int8", "int4", "fp16", "fp8", "tf32"])}
+    probe = {"fp32 GEMM": {"value": 322.456, "spread": 0.0123}}
+    run = series.NotebookRun(
+        notebook="94_x.ipynb", title="x", status="passed", seconds=12.0, executed="-",
+        results={"limits": {"value": limits, "unit": "GFLOP/s"}, "probe": {"value": probe, "unit": ""},
+                 "p50": {"value": {"ORT": 41.234567, "OpenVINO": [1.5, 2.25]}, "unit": "ms"},
+                 "kept quality": {"value": True, "unit": ""}},
+    )
+    (tmp_path / "setup.json").write_text(json.dumps(
+        {"steps": [{"name": "environment cpu", "status": "ok", "seconds": 81.2},
+                   {"name": "models", "status": "ok", "seconds": 212.6}]}))
+    text = series.write_summary([run], "cpu", "full", tmp_path).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 94_x.ipynb"))
+    assert "{" not in row and "'" not in row, row
+    assert "fp32: 100, bf16: 101," in row and "… 1 more GFLOP/s" in row
+    assert "fp32 GEMM: (value: 322, spread: 0.0123)" in row and "ORT: 41.2, OpenVINO: (1.5, 2.25) ms" in row and "yes" in row
+    assert "## Set-up" in text and "| models | ok | 213 |" in text and "Set-up took 294 s" in text
+    assert "Executing the notebooks took 12 s" in text
+    assert text.index("## Set-up") < text.index("## Notebooks")

@@ -99,15 +99,50 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
     )
 
 
-def _format_value(entry: dict[str, Any]) -> str:
-    value, unit = entry.get("value"), entry.get("unit", "")
+#: At most this many items of a list or mapping are shown in a summary cell; the rest are counted.
+SUMMARY_ITEMS = 6
+#: A summary cell is cut after this many characters (the whole value is in ``results/<nb>.json``).
+SUMMARY_CHARS = 240
+
+
+def _plain(value: Any, depth: int = 0) -> str:
+    """A recorded value as text a person reads: numbers to 3 significant digits, mappings as
+    ``key: value`` pairs, nested ones in parentheses, long lists and mappings shortened."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
     if isinstance(value, float):
-        value = f"{value:.3g}"
-    elif isinstance(value, dict):
-        value = ", ".join(
-            f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
-        )
-    return f"{value} {unit}".strip()
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        items = [f"{k}: {_plain(v, depth + 1)}" for k, v in list(value.items())[:SUMMARY_ITEMS]]
+        more = len(value) - SUMMARY_ITEMS
+    elif isinstance(value, (list, tuple)):
+        items = [_plain(v, depth + 1) for v in list(value)[:SUMMARY_ITEMS]]
+        more = len(value) - SUMMARY_ITEMS
+    else:
+        return str(value)
+    text = ", ".join(items) + (f", … {more} more" if more > 0 else "")
+    return f"({text})" if depth else text
+
+
+def _format_value(entry: dict[str, Any]) -> str:
+    text = f"{_plain(entry.get('value'))} {entry.get('unit', '')}".strip()
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
+
+
+def _setup_lines(out_dir: Path) -> list[str]:
+    """The set-up steps ``make run`` timed before the notebooks (``setup.json``), as a table."""
+    try:
+        steps = json.loads((out_dir / "setup.json").read_text()).get("steps", [])
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        return []
+    if not steps:
+        return []
+    lines = ["## Set-up", "", "| step | status | time (s) |", "|---|---|---|"]
+    for step in steps:
+        lines.append(f"| {step.get('name', '?')} | {step.get('status', '?')} | "
+                     f"{float(step.get('seconds', 0)):.0f} |")
+    total = sum(float(step.get("seconds", 0)) for step in steps)
+    return [*lines, "", f"Set-up took {total:.0f} s in all, before any notebook ran.", ""]
 
 
 def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path) -> Path:
@@ -121,17 +156,25 @@ def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path
         json.dumps({"meta": meta, "notebooks": [asdict(r) for r in runs]}, indent=2, default=str)
     )
     passed = sum(r.status == "passed" for r in runs)
+    notebook_seconds = sum(r.seconds for r in runs)
     lines = [
         f"# Notebook series — environment `{env}`, profile `{profile}`",
         "",
         f"{passed} of {len(runs)} notebooks passed on {meta['cpu']} ({meta['cores']} cores), "
         f"{meta['finished']}.",
         "",
+        *_setup_lines(out_dir),
+        "## Notebooks",
+        "",
+        f"Executing the notebooks took {notebook_seconds:.0f} s in all.",
+        "",
         "| notebook | status | time (s) | key results |",
         "|---|---|---|---|",
     ]
     for r in runs:
-        key_results = "<br>".join(f"**{k}**: {_format_value(v)}" for k, v in r.results.items())
+        key_results = "<br>".join(
+            f"**{k}**: {_format_value(v)}".replace("|", "&#124;") for k, v in r.results.items()
+        )
         status = "✅ passed" if r.status == "passed" else f"❌ failed — {r.error}".replace("|", "&#124;")
         if r.deprecations and not any("[deprecation]" in p for p in r.problems):
             status += f" ({len(r.deprecations)} deprecation warnings: legacy lesson)"

@@ -19,7 +19,10 @@
    token), :func:`next_token_candidates` (the top-k next tokens of one step, with their
    probabilities), stopping on EOS or after ``max_new_tokens``, and :meth:`Generator.stream`,
    which yields text pieces as tokens are produced.
-4. **Speed.** :mod:`.kv_buffer`: a graph that reads a preallocated KV buffer and returns only
+4. **Quality.** :mod:`.quality`: teacher-forced next-token agreement with fp32 and perplexity
+   on held-out public-domain text (:func:`held_out_text`), per precision, and "fastest" as the
+   fastest path that keeps quality; :mod:`.optimum`: whether Hugging Face Optimum runs here.
+5. **Speed.** :mod:`.kv_buffer`: a graph that reads a preallocated KV buffer and returns only
    the new keys/values, run with ONNX Runtime I/O binding (:class:`BoundGenerator`);
    :mod:`.weights`: bytes read per token, the memory-bandwidth bound, weight-only INT8/INT4
    (``MatMulNBits``); :mod:`.genai`: ONNX Runtime GenAI's builder and loop side by side.
@@ -59,6 +62,20 @@ from helpers.generation.loop import (
     next_token_candidates,
     step_function,
 )
+from helpers.generation.optimum import (
+    declared_requirements,
+    installed_version,
+    optimum_intel_problem,
+)
+from helpers.generation.quality import (
+    HeldOutText,
+    QualityBar,
+    fastest_keeping_quality,
+    held_out_text,
+    perplexity,
+    quality_table,
+    teacher_forced_logits,
+)
 from helpers.generation.speed import (
     WEIGHT_FORMATS,
     DecodeGraphs,
@@ -97,6 +114,8 @@ __all__ = [
     "GenAIBuildError",
     "GenAIGenerator",
     "GenerationOutput",
+    "HeldOutText",
+    "QualityBar",
     "Generator",
     "KVBufferWrapper",
     "KVCacheWrapper",
@@ -106,6 +125,14 @@ __all__ = [
     "build_genai_model",
     "decode_graphs",
     "decode_workloads",
+    "declared_requirements",
+    "fastest_keeping_quality",
+    "held_out_text",
+    "installed_version",
+    "optimum_intel_problem",
+    "perplexity",
+    "quality_table",
+    "teacher_forced_logits",
     "bytes_read_per_token",
     "check_prompt",
     "encode_prompts",

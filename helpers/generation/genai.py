@@ -157,3 +157,27 @@ class GenAIGenerator:
         width = max(len(r) for r in rows)
         pad = self.eos_token_ids[0] if self.eos_token_ids else 0
         return np.array([r + [pad] * (width - len(r)) for r in rows], dtype=np.int64)
+
+    def teacher_forced_logits(self, token_ids: Any) -> np.ndarray:
+        """Logits ``[n, vocab]`` of every position of ``token_ids``, fed one token at a time.
+
+        GenAI's own loop with the text's tokens appended in place of its choices
+        (``append_tokens`` then ``get_logits`` per token): the decode regime, as
+        :func:`helpers.generation.teacher_forced_logits` computes it for an ONNX Runtime graph.
+        """
+        import onnxruntime_genai as og
+
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        if ids.size < 2:
+            raise ValueError("teacher forcing needs at least 2 tokens")
+        if self.context is not None and ids.size > self.context:
+            raise ValueError(f"{ids.size} tokens exceed the model's context of {self.context}")
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(do_sample=False, max_length=int(ids.size) + 1)
+        generator = og.Generator(self.model, params)
+        rows = []
+        for token in ids:
+            generator.append_tokens(np.array([[token]], dtype=np.int32))
+            logits = np.asarray(generator.get_logits(), dtype=np.float32)
+            rows.append(logits.reshape(-1, logits.shape[-1])[-1])
+        return np.stack(rows)

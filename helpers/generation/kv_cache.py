@@ -94,6 +94,10 @@ class KVCacheWrapper(_torch_module_base()):  # type: ignore[misc]
     ``2 * num_layers`` tensors ``[batch, kv_heads, past_len, head_dim]`` (key, value, key, ...).
     Returns ``(logits, *presents)`` with the presents ``past_len + seq`` long. Inside, the tensors
     are put into a transformers ``DynamicCache``, which is what transformers 5 models expect.
+
+    Notebook 07 writes the same module out in a cell (``FlatCacheLM``) and exports it with the
+    same inputs, outputs and file name under the same model digest, so the lesson's export and
+    :func:`helpers.generation.decode_graphs`' past → present graph are one cache entry.
     """
 
     def __init__(self, model: Any) -> None:

@@ -70,6 +70,9 @@ class Exercise:
     optional_context: tuple[str, ...] = ()
     call: str = ""  # how the notebook calls check(), shown under the prompt
     notebook: str = field(default="")
+    #: The learner writes runtime code (exports, opens a session, compiles, quantizes, serves),
+    #: rather than reading a value off a table; every core lesson has at least one.
+    writes_code: bool = False
 
     def __post_init__(self) -> None:
         if not self.notebook:

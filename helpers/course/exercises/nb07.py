@@ -1,7 +1,8 @@
-"""Exercises of notebook 07 (generation); registered on import."""
+"""Exercises of notebook 07 (generation with a KV cache); registered on import."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,113 +12,98 @@ from helpers.course.exercises.framework import (
     Feedback,
     Wrong,
     as_function,
-    as_number,
     correct,
-    is_close,
     register,
 )
 
 
-def _check_06_1(answer: Any, attention_mask: Any) -> Feedback:
-    from helpers.generation import position_ids_from_mask
+class _RecordingSession:
+    """An ONNX Runtime session that records the shapes of what it is fed (for the feedback)."""
 
-    fn = as_function(answer, "position_ids(attention_mask) -> position ids")
-    masks = [
-        (
-            "a hand-made left-padded mask",
-            np.array([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]),
-        ),
-        ("the notebook's attention_mask", np.asarray(attention_mask, dtype=np.int64)),
-    ]
-    for label, mask in masks:
-        got = np.asarray(fn(mask.copy()))
-        if got.shape != mask.shape:
-            raise Wrong(f"On {label}: shape {got.shape}, expected {mask.shape}.")
-        expected = position_ids_from_mask(mask)
-        real = mask == 1
-        if not np.array_equal(got[real], expected[real]):
-            row = int(np.argwhere((got != expected) & real)[0][0])
-            raise Wrong(
-                f"On {label}, row {row}: got {got[row].tolist()} for mask {mask[row].tolist()}.",
-                "The first *real* token of every row is position 0, whatever the padding: cumsum(mask) - 1.",
-            )
-    return correct(
-        "Correct: positions count real tokens only (padding slots are ignored by the model)."
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.fed: list[tuple[int, int]] = []  # (tokens fed, past length) per call
+
+    def run(self, output_names: Any, feed: Mapping[str, np.ndarray], *args: Any, **kwargs: Any) -> Any:
+        ids = np.asarray(feed.get("input_ids", np.zeros((1, 0))))
+        past = next((np.asarray(v) for k, v in feed.items() if k.startswith("past")), None)
+        self.fed.append((int(ids.shape[-1]), int(past.shape[2]) if past is not None and past.ndim == 4 else -1))
+        return self._session.run(output_names, feed, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def _check_07_1(answer: Any, session: Any, layout: Any, token_ids: Any, reference: Any) -> Feedback:
+    fn = as_function(answer, "teacher_forced_top1(session, token_ids) -> one predicted token per position")
+    ids = [int(t) for t in np.asarray(token_ids).reshape(-1)]
+    expected = np.asarray(reference)[: len(ids)].argmax(axis=-1)
+    recorder = _RecordingSession(session)
+    got = np.asarray(fn(recorder, list(ids))).reshape(-1)
+    if got.size == expected.size - 1:
+        expected = expected[:-1]  # the last position predicts a token beyond the text: optional
+    if got.size != expected.size:
+        raise Wrong(
+            f"Got {got.size} predictions for {len(ids)} tokens.",
+            "Return one predicted next token per position: the argmax of the last row of logits of each step.",
+        )
+    if np.array_equal(got, expected):
+        one_at_a_time = len(recorder.fed) == len(ids) and all(n == 1 for n, _ in recorder.fed)
+        how = (
+            f"{len(recorder.fed)} session calls of one token each, the past fed back: the decode regime"
+            if one_at_a_time
+            else f"{len(recorder.fed)} session call(s)"
+        )
+        return correct(f"Correct: all {got.size} predictions are the notebook's fp32 ones ({how}).")
+    if got.size > 1 and (np.array_equal(got[:-1], expected[1:]) or np.array_equal(got[1:], expected[:-1])):
+        raise Wrong(
+            "Your predictions are shifted by one position.",
+            "The logits returned for position t score the token *after* it: record them before feeding t + 1.",
+        )
+    if np.array_equal(got, np.asarray(ids[: got.size])):
+        raise Wrong("You returned the tokens you fed, not the model's predictions.",
+                    "Take logits[0, -1].argmax() after each call.")
+    first = int(np.flatnonzero(got != expected)[0])
+    grows = [past for _, past in recorder.fed]
+    hint = (
+        "Feed the presents of each call back as the next call's past (zip them with layout.past_names), "
+        "with an attention mask covering past + new tokens and the position of the new token."
     )
+    if grows and max(grows) == 0 and len(recorder.fed) > 1:
+        hint = "Every call had an empty past: feed the presents back as the past of the next call."
+    raise Wrong(f"Position {first}: predicted {int(got[first])}, the notebook's fp32 session says "
+                f"{int(expected[first])}.", hint)
 
 
 register(
     Exercise(
         key="07.1",
-        title="Position ids of a left-padded batch",
+        title="Teacher forcing through the KV cache",
         prompt=(
-            "Write `position_ids(attention_mask)` for a **left-padded** batch (`int64[batch, seq]`, 0 = "
-            "padding): the first real token of every row gets position 0, the next 1, ... Values at "
-            "padding positions are not checked."
+            "Write `teacher_forced_top1(session, token_ids)`: feed the tokens of a real text to the ONNX "
+            "Runtime session **one at a time**, with the cache (`past_key_values.*`) of the previous call "
+            "fed back, and return the model's most likely next token after each of them (a list, one "
+            "per input token). It is the greedy loop of section 3 with the text's own token as each next "
+            "input. Use `layout.empty_past(batch=1)` for the first call and `layout.past_names` for the "
+            "names of the past inputs."
         ),
-        checker=_check_06_1,
-        context=("attention_mask",),
-        call='exercises.check("07.1", position_ids, attention_mask=enc["attention_mask"])',
-        solution="def position_ids(attention_mask):\n"
-        "    pos = np.cumsum(attention_mask, axis=-1) - 1\n"
-        "    return np.where(attention_mask == 1, pos, 1)   # padding: any value (transformers uses 1)",
-    )
-)
-
-
-def _check_06_2(answer: Any, layout: Any, batch: Any, tokens: Any) -> Feedback:
-    got = as_number(answer, "the number of bytes")
-    itemsize = np.dtype(getattr(layout, "dtype", "float32")).itemsize
-    per_kv = (
-        layout.num_layers
-        * layout.num_kv_heads
-        * layout.head_dim
-        * itemsize
-        * int(batch)
-        * int(tokens)
-    )
-    expected = 2 * per_kv
-    if is_close(got, expected, 1e-6):
-        return correct(
-            f"Correct: 2 (keys, values) x {layout.num_layers} layers x {layout.num_kv_heads} KV heads x "
-            f"{layout.head_dim} x {itemsize} bytes x batch {batch} x {tokens} tokens = {expected / 1e6:.2f} MB."
-        )
-    hints = {
-        per_kv: "Keys AND values are cached: multiply by 2.",
-        expected
-        / layout.num_layers: "Every layer has its own cache: multiply by the number of layers.",
-        expected
-        / int(batch): "Each sequence of the batch has its own cache: multiply by the batch size.",
-        expected
-        / int(tokens): "The cache grows with every token: multiply by the sequence length.",
-        expected / itemsize: f"That counts elements; {layout.dtype} takes {itemsize} bytes each.",
-    }
-    for value, hint in hints.items():
-        if value != expected and is_close(got, value, 1e-6):
-            raise Wrong(f"{got:.0f} bytes is not it.", hint)
-    raise Wrong(
-        f"{got:.0f} bytes is not it.",
-        "2 x layers x KV heads x head size x bytes per element x batch x tokens.",
-    )
-
-
-register(
-    Exercise(
-        key="07.2",
-        title="How big is the KV cache?",
-        prompt=(
-            "How many **bytes** does the KV cache hold at the end of `generate` on the batch of "
-            'section 4 — `len(prompts)` sequences of `enc["input_ids"].shape[1] + max_new_tokens` '
-            "tokens each (prompt + generated)? Use `layout.num_layers`, `layout.num_kv_heads`, "
-            "`layout.head_dim` and the cache's dtype (`layout.dtype`)."
+        checker=_check_07_1,
+        context=("session", "layout", "token_ids", "reference"),
+        call=(
+            'exercises.check("07.1", teacher_forced_top1, session=sessions["fp32"], layout=layout, '
+            'token_ids=text_ids[:24], reference=logits["ORT fp32"][:24])'
         ),
-        checker=_check_06_2,
-        context=("layout", "batch", "tokens"),
-        call='exercises.check("07.2", answer, layout=layout, batch=len(prompts), '
-        'tokens=enc["input_ids"].shape[1] + max_new_tokens)',
-        solution='batch, tokens = len(prompts), enc["input_ids"].shape[1] + max_new_tokens\n'
-        "itemsize = np.dtype(layout.dtype).itemsize\n"
-        "answer = 2 * layout.num_layers * layout.num_kv_heads * layout.head_dim * itemsize * batch * tokens\n"
-        "# = layout.cache_bytes_per_token(batch) * tokens",
+        solution=(
+            "def teacher_forced_top1(session, token_ids):\n"
+            "    past, top1 = layout.empty_past(batch=1), []\n"
+            "    for t, token in enumerate(token_ids):\n"
+            '        feed = {"input_ids": np.array([[token]]),\n'
+            '                "attention_mask": np.ones((1, t + 1), np.int64),\n'
+            '                "position_ids": np.array([[t]]), **past}\n'
+            "        logits, *presents = session.run(None, feed)\n"
+            "        top1.append(int(logits[0, -1].argmax()))\n"
+            "        past = dict(zip(layout.past_names, presents))\n"
+            "    return top1"
+        ),
     )
 )
