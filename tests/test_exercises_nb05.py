@@ -95,6 +95,7 @@ def _check(answer, files: dict[str, Path], floor: float = 0.5) -> framework.Feed
 def test_registered_with_its_call() -> None:
     assert framework.all_keys("05") == ["05.1"]
     assert framework.get("05.1").call.startswith('exercises.check("05.1"')
+    assert framework.get("05.1").writes_code  # the learner writes a reader and calls quantize_static
 
 
 def test_a_calibrated_qdq_file_passes(files: dict[str, Path]) -> None:

@@ -114,6 +114,7 @@ register(
         ),
         checker=_check_05_1,
         context=("fp32_logits", "pixels", "floor"),
+        writes_code=True,
         call='exercises.check("05.1", my_int8_path, fp32_logits=fp32_logits, pixels=eval_pixels, floor=floor)',
         solution='''from helpers.paths import output_dir
 
