@@ -25,7 +25,8 @@ Running and measuring models:
 - ``parity``         numeric and task-level comparison of runners
 - ``envreport``      report: which environment, runtimes and execution providers really work here
 - ``export``         ONNX export and graph inspection (operator histogram, sizes in MiB)
-- ``quantize``       ONNX Runtime INT8 quantization (static QDQ with calibration, dynamic)
+- ``quantize/``      INT8 quantization: ONNX Runtime's static (QDQ, calibrated) and dynamic recipes
+                     with checks, NNCF, named recipes, u8 x s8 saturation, agreement next to speed
 - ``openvino_tools/`` OpenVINO beyond one request: the compile cache, ``benchmark_app`` run and
                      parsed, what ``AUTO`` picked
 - ``under_the_hood/`` per-operator profiles, a custom operator to ONNX, the C++ consumers

@@ -120,6 +120,54 @@ def test_static_int8_weights_are_per_channel(static_model: Path) -> None:
     assert all(inits[n.input[0]].dtype == np.int8 for n in conv_weight_dq)
 
 
+def _initializers(path: Path) -> dict[str, np.ndarray]:
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+
+def _qdq_params(path: Path, tensor: str, op: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(scale, zero point, quantized initializer or None) of the ``op`` node reading ``tensor``."""
+    model = onnx.load(str(path))
+    inits = _initializers(path)
+    for node in model.graph.node:
+        if node.op_type == op and node.input[0] == tensor:
+            return inits[node.input[1]], inits[node.input[2]], None
+    for node in model.graph.node:  # a weight: DequantizeLinear of its quantized initializer
+        if node.op_type == "DequantizeLinear" and node.input[0].startswith(tensor + "_"):
+            return inits[node.input[1]], inits[node.input[2]], inits[node.input[0]]
+    raise AssertionError(f"no {op} for {tensor} in {path.name}")
+
+
+def test_static_scales_match_the_formulas_computed_by_hand(fp32_model: Path, tmp_path: Path) -> None:
+    """Independent references, computed here with NumPy from ONNX Runtime's documented formulas:
+    u8 activations are asymmetric, ``scale = (max(x, 0) - min(x, 0)) / 255`` over the calibration
+    data, ``zero_point = round(-min / scale)``; s8 weights are symmetric per output channel,
+    ``scale_c = max|w_c| / 127`` and ``q = round(w / scale_c)``; the int32 bias is
+    ``round(b_c / (input scale x weight scale_c))``."""
+    batches = _batches()
+    out = quantize_static_int8(fp32_model, tmp_path / "s.onnx", batches, preprocess=False)
+    x = np.concatenate([b["pixels"] for b in batches])
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    in_scale, in_zero, _ = _qdq_params(out, "pixels", "QuantizeLinear")
+    assert in_zero.dtype == np.uint8
+    assert float(in_scale) == pytest.approx((hi - lo) / 255, rel=1e-6)
+    assert int(in_zero) == round(-lo / ((hi - lo) / 255))
+
+    fp32 = _initializers(fp32_model)
+    w = fp32["w1"].astype(np.float64)
+    w_scale, w_zero, q = _qdq_params(out, "w1", "DequantizeLinear")
+    expected_scale = np.abs(w).reshape(8, -1).max(axis=1) / 127
+    np.testing.assert_allclose(w_scale, expected_scale, rtol=1e-6)
+    assert q.dtype == np.int8 and not w_zero.any()
+    expected_q = np.rint(w / expected_scale[:, None, None, None])
+    assert np.abs(q - expected_q).max() <= 1 and np.mean(q == expected_q) > 0.99
+    assert np.abs(q).reshape(8, -1).max(axis=1).tolist() == [127] * 8  # each channel's extreme
+
+    b_scale, _, qb = _qdq_params(out, "b1", "DequantizeLinear")
+    np.testing.assert_allclose(b_scale, float(in_scale) * expected_scale, rtol=1e-5)
+    assert qb.dtype == np.int32
+    assert np.abs(qb - np.rint(fp32["b1"] / b_scale)).max() <= 1
+
+
 def test_static_options_reduce_range_exclude_and_no_preprocess(
     fp32_model: Path, tmp_path: Path
 ) -> None:
@@ -138,9 +186,11 @@ def test_static_options_reduce_range_exclude_and_no_preprocess(
     model = onnx.load(str(out))
     consumers = {i for n in model.graph.node for i in n.input if n.op_type == "DequantizeLinear"}
     assert "w1" not in consumers and "w3" not in consumers  # excluded layers keep fp32 weights
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    q_weights = [v for v in inits.values() if v.dtype == np.int8 and v.ndim == 4]
-    assert q_weights and max(int(np.abs(w).max()) for w in q_weights) <= 64  # 7-bit weights
+    # 7-bit weights, per tensor: scale = max|w| / 64, so the largest weight becomes exactly +-64
+    w2 = _initializers(fp32_model)["w2"]
+    w_scale, _, q = _qdq_params(out, "w2", "DequantizeLinear")
+    assert w_scale.shape == () and float(w_scale) == pytest.approx(np.abs(w2).max() / 64, rel=1e-6)
+    assert q.dtype == np.int8 and int(np.abs(q).max()) == 64
     x = _batches(1, 4, seed=3)[0]["pixels"]
     assert _run(out, x).shape == (4, CLASSES)
 
@@ -199,8 +249,6 @@ def test_failing_pre_processing_leaves_no_file_behind(
 ) -> None:
     """quant_pre_process leaves debugging files in the working directory when it fails; ours runs
     in a temporary folder and falls back with a warning."""
-    from helpers import quantize
-
     work, scratch = tmp_path / "cwd", tmp_path / "tmp"
     work.mkdir()
     scratch.mkdir()
@@ -210,7 +258,7 @@ def test_failing_pre_processing_leaves_no_file_behind(
         "open('sym_shape_infer_temp.onnx', 'wb').write(b'x'); open('weights.data', 'wb').write(b'x')\n"
         "raise Exception('Incomplete symbolic shape inference')\n"
     )
-    monkeypatch.setattr(quantize, "_PRE_PROCESS", failing)
+    monkeypatch.setattr("helpers.quantize.ort._PRE_PROCESS", failing)
     with pytest.warns(UserWarning, match="Incomplete symbolic shape inference.*as exported"):
         out = quantize_dynamic_int8(fp32_model, tmp_path / "out" / "dyn.onnx")
     assert out.is_file() and "DynamicQuantizeLinear" in op_histogram(out)
@@ -226,9 +274,10 @@ def test_default_pre_processing_works_on_a_dynamo_transformer(
     import torch
 
     from helpers import catalog, export, qa
+    from helpers.qa.answer import MODEL_INPUT_NAMES
 
     lm = catalog.load("question-answering", "tiny", show_banner=False)
-    names = list(qa.MODEL_INPUT_NAMES)
+    names = list(MODEL_INPUT_NAMES)
     features = qa.encode(lm.tokenizer, ["Who?", "What?"], "Ada wrote it.", max_length=16, stride=4)
     example = {k: torch.from_numpy(v) for k, v in features.model_inputs(names).items()}
     fp32 = export.export_onnx(lm.model, example, tmp_path / "qa.onnx", input_names=names,
@@ -344,7 +393,7 @@ def test_cached_static_int8_reuses_by_content(
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(quantize, "quantize_static_int8", counting)
+    monkeypatch.setattr("helpers.quantize.cached.quantize_static_int8", counting)
     first = quantize.cached_static_int8(mobile_model, _batches(), preprocess=False)
     again = quantize.cached_static_int8(mobile_model, _batches(), preprocess=False)
     assert first == again and len(calls) == 1 and first.is_file()
