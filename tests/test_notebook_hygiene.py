@@ -159,7 +159,10 @@ def test_metadata(path: Path) -> None:
     assert isinstance(suite.get("legacy", False), bool)
     assert isinstance(suite.get("prerequisites"), list), "prerequisites: notebook numbers, [] for none"
     assert isinstance(suite.get("short_title"), str) and suite["short_title"], "short_title: its series-map name"
-    assert meta["kernelspec"]["name"].startswith("inference-")
+    # The generic Python 3 kernel (the runner and nbval pass the environment's kernel explicitly),
+    # or, in notebooks not yet moved to it, the suite's own kernel of the first environment.
+    generic = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    assert meta["kernelspec"] == generic or meta["kernelspec"]["name"].startswith("inference-")
 
 
 def test_hygiene_check_catches_outputs() -> None:
