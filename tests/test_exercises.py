@@ -87,29 +87,6 @@ def gemm_onnx(path: Path, seed: int = 0, noise: float = 0.0) -> tuple[Path, torc
     return path, torch.nn.Sequential(linear, torch.nn.ReLU()).eval()
 
 
-
-
-def test_05_best_span() -> None:
-    rng = np.random.default_rng(0)
-    start, end = rng.standard_normal((3, 40)), rng.standard_normal((3, 40))
-    mask = np.zeros((3, 40), bool)
-    mask[:, 8:38] = True
-
-    def good(s, e, m, max_len):
-        m = np.asarray(m, bool)
-        scores = np.add.outer(s, e)
-        si, ei = np.indices(scores.shape)
-        valid = np.outer(m, m) & (ei >= si) & (ei - si < max_len)
-        return np.unravel_index(np.where(valid, scores, -np.inf).argmax(), scores.shape)
-
-    def naive(s, e, m, max_len):
-        return int(np.argmax(s)), int(np.argmax(e))
-
-    ctx = dict(start_logits=start, end_logits=end, context_mask=mask, max_answer_len=5)
-    right("06.1", good, **ctx)
-    assert wrong("06.1", naive, **ctx).hint
-
-
 def test_07_request_body_and_littles_law() -> None:
     image = b"\xff\xd8\xff fake jpeg bytes"
     body = {"image": base64.b64encode(image).decode("ascii"), "top_k": 3}

@@ -299,3 +299,28 @@ def test_chunks_of_similar_length_keep_the_order_asked(tokenizer):
         assert c[a.start : a.end] == a.text  # cut from its own context...
         assert not any(a.text in other for j, other in enumerate(contexts) if j != i)  # only
     assert min(seen_widths) < 64  # short examples were not padded to the long context's windows
+
+
+def test_span_text_cuts_the_tokens_of_a_window(tokenizer):
+    filler = " ".join(f"Sentence number {i} says nothing." for i in range(30))
+    contexts = [CONTEXT, filler + " The code word is marmalade."]
+    questions = ["When?", "What is the code word?"]
+    feats = qa.encode(tokenizer, questions, contexts, max_length=48, stride=12)
+    start, end, (c0, c1), hits = _plant(feats, 1, "marmalade")
+    window, s, e = hits[0]
+    assert feats.example_index[window] == 1
+    assert feats.span_text(window, s, e) == "marmalade" == contexts[1][c0:c1]
+
+
+def test_identical_share_compares_character_spans(tokenizer):
+    feats = qa.encode(tokenizer, ["When?", "Who?"], [CONTEXT, CONTEXT], max_length=64, stride=16)
+    start, end, _, _ = _plant(feats, 0, "December 2018")
+    a = qa.extract_answers(feats, start, end)
+    b = qa.extract_answers(feats, start, end, max_answer_len=1)
+    assert qa.identical_share(a, a) == 1.0
+    expected = sum(x.span == y.span for x, y in zip(a, b, strict=True)) / 2
+    assert expected < 1 and qa.identical_share(a, b) == expected
+    with pytest.raises(ValueError, match="equally long"):
+        qa.identical_share(a, b[:1])
+    with pytest.raises(ValueError, match="non-empty"):
+        qa.identical_share([], [])

@@ -180,7 +180,7 @@ def test_tiny_model_learns_its_training_data(base, cache, data):
     assert "2 layers" in text
 
 
-def test_held_out_examples_are_the_validation_entities_evenly_spread(data):
+def test_held_out_examples_are_the_validation_entities_evenly_spread(data, cache):
     metrics = {
         "seed": 0,
         "settings": dataclasses.asdict(TINY),  # as stored in qa_metrics.json
@@ -192,3 +192,22 @@ def test_held_out_examples_are_the_validation_entities_evenly_spread(data):
     assert {r["entity"] for r in spread} <= data.validation_entities
     assert not {r["entity"] for r in spread} & data.train_entities
     assert qa_finetune.held_out_examples(metrics, limit=0) == rows  # 0: all of them
+    (entry,) = cache.glob("catalog/qa-held-out-*")  # generated once, then read from the cache
+    assert (entry / "held_out.json").is_file()
+
+
+def test_held_out_defaults_are_the_full_presets(cache, monkeypatch):
+    """No metrics (a canonical model): the held-out questions of the full preset, seed 0."""
+    from helpers.qa import questions
+
+    calls = []
+
+    def generate(seed, **data):
+        calls.append((seed, data))
+        return type("Data", (), {"validation": [{"id": "x"}] * 3})()
+
+    monkeypatch.setattr(questions.qa_dataset, "generate", generate)
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(cache / "defaults"))
+    assert questions.held_out_examples(None) == [{"id": "x"}] * 3
+    assert calls == [(0, qa_finetune.FULL.data_kwargs())]
+    assert qa_finetune.FULL.validation_examples is None  # no cap, as held_out_examples assumes

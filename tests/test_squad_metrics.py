@@ -83,3 +83,19 @@ def test_squad_scores_counts_missing_predictions_as_wrong():
     assert "no_answer_total" in scores and scores["no_answer_exact_match"] == 0.0
     with pytest.raises(ValueError, match="at least one"):
         squad_scores({}, [])
+
+
+def test_answer_scores_reads_the_text_of_each_answer_in_order():
+    from types import SimpleNamespace
+
+    from helpers.qa.squad_metrics import answer_scores
+
+    examples = [
+        {"id": "a", "answers": {"text": ["Paris"], "answer_start": [0]}},
+        {"id": "b", "answers": {"text": [], "answer_start": []}},
+    ]
+    answers = [SimpleNamespace(text="the Paris"), SimpleNamespace(text="")]
+    assert answer_scores(answers, examples)["exact_match"] == pytest.approx(100.0)
+    assert answer_scores(answers[::-1], examples)["exact_match"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="1 answers for 2 examples"):
+        answer_scores(answers[:1], examples)

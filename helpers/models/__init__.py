@@ -8,4 +8,7 @@
 - :mod:`.packaged`    real pretrained models shipped inside PyPI packages: files and loading
 - :mod:`.tiny`        tiny hand-written models (one lesson point each) and a tiny ONNX classifier
 - :mod:`.embeddings`  sentence embeddings: mean pooling (eager and in-graph), cosine similarity
+- :mod:`.build`       every one-time build the notebooks need, ahead of the lessons
+                      (``python -m helpers.models.build``)
+- :mod:`.optimum`     Hugging Face Optimum next to the hand-written paths: why it did not run here
 """

@@ -50,9 +50,11 @@ __all__ = [
     "extract_answers",
     "reference_answers",
     "answer_questions",
+    "identical_share",
     "same_answers",
 ]
 
+#: BERT's inputs in the order its ``forward`` takes them (DistilBERT has no ``token_type_ids``).
 MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -106,6 +108,12 @@ class QAFeatures:
                 f"unknown model input(s) {unknown}; QA features provide {list(arrays)}"
             )
         return {n: arrays[n] for n in names}
+
+    def span_text(self, feature: int, start_token: int, end_token: int) -> str:
+        """The context text of tokens ``start_token..end_token`` (inclusive) of ``feature``."""
+        off = self.offsets[feature]
+        context = self.contexts[int(self.example_index[feature])]
+        return context[int(off[start_token, 0]) : int(off[end_token, 1])]
 
     def select(self, rows: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """Model inputs for a subset of windows (e.g. one batch)."""
@@ -290,7 +298,9 @@ def encode(
         padding=padding,
         max_positions=max_positions,
     )
-    return _tokenize_windows(tokenizer, qs, cs, max_length=max_length, stride=stride, padding=padding)
+    return _tokenize_windows(
+        tokenizer, qs, cs, max_length=max_length, stride=stride, padding=padding
+    )
 
 
 def _tokenize_windows(
@@ -404,7 +414,8 @@ def _check_logits(
     for name, arr in (("start_logits", start), ("end_logits", end)):
         if arr.shape != expected:
             raise QAInputError(
-                f"{name} has shape {arr.shape}, expected {expected} (one value per token per window)"
+                f"{name} has shape {arr.shape}, expected {expected} "
+                "(one value per token per window)"
             )
     return start, end
 
@@ -601,6 +612,15 @@ def answer_questions(
         for i, a in zip(chunk, found, strict=True):
             answers[i] = a
     return [a for a in answers if a is not None]
+
+
+def identical_share(a: Sequence[Answer], b: Sequence[Answer]) -> float:
+    """The share (0..1) of questions whose two answers have the same character span."""
+    if len(a) != len(b) or not a:
+        raise ValueError(
+            f"need two equally long, non-empty lists of answers, got {len(a)} and {len(b)}"
+        )
+    return sum(x.span == y.span for x, y in zip(a, b, strict=True)) / len(a)
 
 
 def same_answers(a: Sequence[Answer], b: Sequence[Answer]) -> bool:

@@ -6,8 +6,9 @@ all-MiniLM-L6-v2, 6 layers, hidden 384) and so do facts about countries and chem
 :func:`load_qa_model` puts a span head on the encoder (``AutoModelForQuestionAnswering``),
 fine-tunes it on the generated data set, scores it on the held-out countries and elements
 (:mod:`helpers.qa.squad_metrics`) and on hand-written questions (``data/qa_questions.json``), and
-caches the result. That happens once, on first use, with a progress bar (minutes on 2 CPU cores);
-later calls only load the cached folder.
+caches the result. Set-up builds it once (``python -m helpers.models.build``, minutes on 2 CPU
+cores, with a progress bar); a notebook that finds it missing builds it then, after a banner
+saying so. Later calls only load the cached folder.
 
 The cache entry is content-addressed: its key hashes the data-set version, the versions of the
 fact packages, the seed, the SHA-256 of the base model's weights and the training settings, so
@@ -37,12 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from helpers.cache import cached_build
+from helpers.cache import cached_build, verify
+from helpers.display import banner
 from helpers.models.hub import quiet_transformers
-from helpers.paths import data_dir
+from helpers.paths import cache_dir
 from helpers.qa import dataset as qa_dataset
 from helpers.qa import facts as qa_facts
 from helpers.qa import squad_metrics
+from helpers.qa.questions import HAND_WRITTEN_FILE, hand_written_questions, held_out_examples
 
 __all__ = [
     "DOMAIN",
@@ -73,7 +76,6 @@ DOMAIN = (
 )
 #: Bump when the training or evaluation code changes in a way that changes the saved model.
 TRAINER_VERSION = "minilm-qa-v1"
-HAND_WRITTEN_FILE = "qa_questions.json"
 _METRICS_FILE = "qa_metrics.json"
 #: Sub-folder of the model cache (``helpers.paths.cache_dir``), shared with the catalog's models.
 CACHE_FOLDER = "catalog"
@@ -494,58 +496,6 @@ def evaluate(
     return squad_metrics.squad_scores(predictions, examples), predictions
 
 
-def hand_written_questions(path: Path | None = None) -> list[qa_dataset.SquadExample]:
-    """The hand-written questions of ``data/qa_questions.json`` as SQuAD examples.
-
-    Each answer is located in its context (the file holds text, not offsets), so a typo in the
-    file raises ``ValueError`` instead of scoring silently as wrong.
-    """
-    raw = json.loads((path or data_dir(HAND_WRITTEN_FILE)).read_text(encoding="utf-8"))
-    examples: list[qa_dataset.SquadExample] = []
-    for i, item in enumerate(raw["questions"]):
-        context = raw["contexts"][item["context"]]
-        texts = list(item.get("answers", []))
-        starts = []
-        for text in texts:
-            start = context.find(text)
-            if start < 0:
-                raise ValueError(
-                    f"{HAND_WRITTEN_FILE} question {i}: {text!r} is not in its context"
-                )
-            starts.append(start)
-        examples.append(
-            qa_dataset.SquadExample(
-                id=f"hand-{i}",
-                context=context,
-                question=item["question"],
-                answers={"text": texts, "answer_start": starts},
-                topic=item.get("topic", "hand-written"),
-                entity=item["context"],
-                attribute="hand-written",
-            )
-        )
-    return examples
-
-
-def held_out_examples(
-    metrics: Mapping[str, Any] | None = None, *, limit: int | None = None
-) -> list[qa_dataset.SquadExample]:
-    """The held-out questions a fine-tuned model was scored on — about countries and elements it
-    never saw in training — regenerated from its ``metrics`` (seed, data settings, cap; ``None``:
-    those of :data:`FULL` with seed 0). ``limit`` keeps that many, evenly spread over the set
-    (countries and elements alike)."""
-    if metrics is None:
-        seed, data, cap = 0, FULL.data_kwargs(), FULL.validation_examples
-    else:
-        settings = metrics["settings"]
-        seed, data, cap = metrics["seed"], dict(settings["data"]), settings["validation_examples"]
-    rows = qa_dataset.generate(seed, **data).validation[:cap]
-    if limit and 0 < limit < len(rows):
-        step = len(rows) / limit
-        rows = [rows[int(i * step)] for i in range(limit)]
-    return rows
-
-
 # --------------------------------------------------------------------------------------------
 # Cached build and load
 # --------------------------------------------------------------------------------------------
@@ -564,7 +514,9 @@ def _base_model(base_folder: Path, settings: TrainSettings, seed: int) -> tuple[
         overrides["attention_probs_dropout_prob"] = settings.dropout
     config = AutoConfig.from_pretrained(folder, **overrides)
     with quiet_transformers(), seeded(seed):
-        model = AutoModelForQuestionAnswering.from_pretrained(folder, config=config, use_safetensors=True)
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            folder, config=config, use_safetensors=True
+        )
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer
 
@@ -634,12 +586,14 @@ def load_qa_model(
     *,
     seed: int = 0,
     progress: bool = True,
+    announce: bool = True,
 ) -> FineTunedQA:
     """The fine-tuned QA model for ``settings``: ``"full"``, ``"tiny"`` or a :class:`TrainSettings`.
 
     ``base_folder`` is the encoder to start from: ``helpers.catalog.minilm_dir()``, the
-    all-MiniLM-L6-v2 folder inside its PyPI package. Trains and caches the model on first use
-    (with a progress bar), then loads it from the cache.
+    all-MiniLM-L6-v2 folder inside its PyPI package. Loads it from the cache; when it is not
+    there yet (set-up normally builds it: ``python -m helpers.models.build``), trains and caches
+    it now with a progress bar, after a banner saying so (``announce=False``: no banner).
 
     Raises:
         ValueError: an unknown preset name.
@@ -654,6 +608,13 @@ def load_qa_model(
         settings = PRESETS[settings]
     start = time.perf_counter()
     key = cache_key(settings, seed=seed, base_sha256=base_model_sha256(base_folder))
+    if announce and not verify(cache_dir(CACHE_FOLDER) / key)[0]:
+        banner(
+            f"Building the fine-tuned QA model ({settings.name}) now: it is not built yet",
+            "A one-time build (minutes on two cores; a progress bar follows), cached for every "
+            "later run. `python -m helpers.models.build` makes it ahead of the lessons.",
+            kind="warning",
+        )
     folder, note = cached_build(
         key,
         _build(Path(base_folder), settings, seed, progress),

@@ -12,6 +12,9 @@ BERT-base model for timing, and runners for every runtime and precision.
   random weights — timing does not depend on the weights' values — or a small model of the same
   architecture for quick runs; :func:`timing_runners` exports, fuses and quantizes it (each file
   cached by content) and opens one runner per runtime and precision.
+- :func:`dynamic_int8` is ONNX Runtime's ``quantize_dynamic`` with a recipe of
+  :data:`INT8_RECIPES` (per-tensor or per-channel scales, with or without ``reduce_range``),
+  minus its log line advising pre-processing.
 - :func:`openvino_bf16` says whether OpenVINO's CPU plugin offers bf16 here (which instructions
   compute each precision on this CPU is :func:`helpers.benchmark.precision_hardware`);
   :func:`Autocast` runs a PyTorch module under ``torch.autocast("cpu", torch.bfloat16)``.
@@ -37,14 +40,19 @@ import numpy as np
 __all__ = [
     "Autocast",
     "FusionResult",
+    "TimingFiles",
     "TimingSet",
+    "INT8_RECIPES",
     "bert_qa_for_timing",
+    "dynamic_int8",
     "example_inputs",
     "expected_fusions",
     "fuse_for_ort",
     "fused_operators",
     "openvino_bf16",
     "ort_transformer_optimizer",
+    "timing_files",
+    "timing_name",
     "timing_runners",
 ]
 
@@ -95,7 +103,7 @@ def fused_operators(path: str | Path) -> dict[str, int]:
 
 
 def fuse_for_ort(src: str | Path, dst: str | Path) -> FusionResult:
-    """onnxscript's ``ort_fusions.optimize_for_ort`` on the (dynamo) export ``src``, saved at ``dst``.
+    """onnxscript's ``ort_fusions.optimize_for_ort`` on the dynamo export ``src``, saved as ``dst``.
 
     The rewriter matches the graph the dynamo exporter writes (scaled-dot-product attention
     included) and replaces it with ORT's fused operators; the result runs on ONNX Runtime (and
@@ -167,38 +175,46 @@ def _minor(text: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+#: Fused operators per release of each tool on a dynamo export of a BERT encoder of ``n`` layers
+#: (measured on BERT-style QA exports). ``(major, minor) -> {operator: count per n layers}``.
+RECORDED_FUSIONS: dict[str, dict[tuple[int, int], dict[str, int]]] = {
+    # onnxscript 0.7: every layer's attention, both residual LayerNorms and the GELU
+    "onnxscript": {(0, 7): {"Attention": 1, "SkipLayerNormalization": 2, "BiasGelu": 1}},
+    # ONNX Runtime's optimizer: 1.32 fuses the LayerNorms and GELU, not attention;
+    # onnxruntime-openvino 1.24 only the GELU
+    "ort": {
+        (1, 32): {"SkipLayerNormalization": 2, "BiasGelu": 1},
+        (1, 24): {"BiasGelu": 1},
+    },
+}
+
+
 def expected_fusions(tool: str, n_layers: int) -> tuple[dict[str, int] | None, str]:
     """The fused operators the *installed* release of ``tool`` is known to produce on a dynamo
     export of a BERT encoder with ``n_layers`` layers, and a sentence saying which release.
 
-    ``tool``: ``"onnxscript"`` (:func:`fuse_for_ort`) or ``"ort"`` (:func:`ort_transformer_optimizer`
-    on the plain export). Returns ``(None, why)`` for a release whose behaviour is not recorded
-    here. Recorded (on BERT-style QA exports, measured): onnxscript 0.7 fuses every layer's
-    attention, both residual LayerNorms and the GELU; ONNX Runtime 1.32's optimizer fuses the
-    LayerNorms and GELU but not attention; onnxruntime-openvino 1.24's only the GELU.
+    ``tool``: ``"onnxscript"`` (:func:`fuse_for_ort`) or ``"ort"``
+    (:func:`ort_transformer_optimizer` on the plain export). For a release without a record in
+    :data:`RECORDED_FUSIONS` it returns ``(None, why)``, where ``why`` says how to record one:
+    callers assert on it, so a new release fails loudly instead of going unchecked.
     """
+    if tool not in RECORDED_FUSIONS:
+        raise ValueError(f"tool must be 'onnxscript' or 'ort', got {tool!r}")
     if tool == "onnxscript":
-        release = _version("onnxscript")
-        if _minor(release) == (0, 7):
-            expected = {
-                "Attention": n_layers,
-                "SkipLayerNormalization": 2 * n_layers,
-                "BiasGelu": n_layers,
-            }
-            return expected, f"onnxscript {release}"
-        return None, f"onnxscript {release}: no recorded expectation for this release"
-    if tool == "ort":
+        release, label = _version("onnxscript"), "onnxscript"
+    else:
         import onnxruntime
 
-        release = onnxruntime.__version__
-        known = {
-            (1, 32): {"SkipLayerNormalization": 2 * n_layers, "BiasGelu": n_layers},
-            (1, 24): {"BiasGelu": n_layers},
-        }
-        if _minor(release) in known:
-            return known[_minor(release)], f"ONNX Runtime {release}"
-        return None, f"ONNX Runtime {release}: no recorded expectation for this release"
-    raise ValueError(f"tool must be 'onnxscript' or 'ort', got {tool!r}")
+        release, label = onnxruntime.__version__, "ONNX Runtime"
+    per_layer = RECORDED_FUSIONS[tool].get(_minor(release))
+    if per_layer is None:
+        how = (
+            "run fuse_for_ort / ort_transformer_optimizer on a BERT export (tests/test_qa_speed.py "
+            "does), check the outputs still match, and add the counts per layer under "
+            f"RECORDED_FUSIONS[{tool!r}][{_minor(release)}] in helpers/qa/speed.py"
+        )
+        return None, f"{label} {release}: no recorded expectation for this release — {how}"
+    return {op: n * n_layers for op, n in per_layer.items()}, f"{label} {release}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +269,45 @@ def bert_qa_for_timing(size: str = "base", *, seed: int = 0) -> Any:
     with seeded(seed), quiet_transformers():
         model = AutoModelForQuestionAnswering.from_config(BertConfig(**SIZES[size]))
     return model.eval()
+
+
+#: Dynamic INT8 recipes compared on the QA model (keyword arguments of ``quantize_dynamic``).
+INT8_RECIPES: dict[str, dict[str, bool]] = {
+    "per-tensor": {"per_channel": False, "reduce_range": False},
+    "per-tensor, reduce_range": {"per_channel": False, "reduce_range": True},
+    "per-channel": {"per_channel": True, "reduce_range": False},
+    "per-channel, reduce_range": {"per_channel": True, "reduce_range": True},
+}
+
+
+def dynamic_int8(src: str | Path, dst: str | Path, **options: Any) -> Path:
+    """ONNX Runtime's ``quantize_dynamic`` (QInt8 weights) from ``src`` to ``dst``, with ``options``
+    (``per_channel``, ``reduce_range``, ...), without its log line advising pre-processing.
+
+    ``quantize_dynamic`` logs "Please consider to run pre-processing before quantization" on the
+    root logger for every model; dynamic quantization works without it (and ONNX Runtime's
+    pre-processing cannot complete symbolic shape inference on dynamo transformer exports, see
+    :func:`helpers.quantize.quantize_dynamic_int8`), so a comparison of several recipes would
+    print it once per recipe. The root logger's level is restored afterwards.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, **options)
+    finally:
+        root.setLevel(level)
+    return Path(dst)
+
+
+def timing_name(size: str) -> str:
+    """The cache name of :func:`bert_qa_for_timing`'s model of ``size`` (its files' prefix)."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {list(SIZES)}, got {size!r}")
+    return f"bert-{size}-qa-random"
 
 
 def example_inputs(
@@ -311,23 +366,30 @@ def _export(model: Any, digest: str, name: str) -> Path:
     return cached_export(digest, write, what=f"{name} fp32", filename="model.onnx")
 
 
-def timing_runners(
-    model: Any,
-    *,
-    name: str,
-    threads: int,
-    openvino: bool = True,
-) -> TimingSet:
-    """Export ``model`` (a BERT QA model) once, fuse it for ORT, quantize it to dynamic INT8,
-    and open a runner per runtime and precision: PyTorch eager fp32 and bf16 autocast; ORT fp32
-    (plain and fused) and dynamic INT8; OpenVINO f32, and bf16 where its CPU plugin offers it.
+@dataclass
+class TimingFiles:
+    """The ONNX files of one timing model: plain export, ORT-fused graph, dynamic INT8."""
 
-    Every file is cached by the model's content (:func:`helpers.cache.cached_export`), so a
-    re-run opens the same files in seconds. ``notes`` say what was left out and why.
+    fp32: Path
+    fused: Path
+    int8: Path
+    fusion: FusionResult
+    notes: list[str]
+
+    def as_dict(self) -> dict[str, Path]:
+        """The files keyed by what they hold."""
+        return {"fp32": self.fp32, "fp32 fused": self.fused, "int8 dynamic": self.int8}
+
+
+def timing_files(model: Any, *, name: str) -> TimingFiles:
+    """Export ``model`` (a BERT QA model) with dynamic batch and sequence, fuse the export for
+    ORT (:func:`fuse_for_ort`) and quantize it to dynamic INT8 — each file cached by the model's
+    content (:func:`helpers.cache.cached_export`), so a second call only verifies them.
+
+    ``python -m helpers.models.build`` calls this for the timing models ahead of the lessons.
     """
     import onnxruntime
 
-    from helpers import runners
     from helpers.cache import cached_export, model_digest
     from helpers.quantize import quantize_dynamic_int8
 
@@ -352,6 +414,26 @@ def timing_runners(
             settings=tools,
         )
     notes = [f"INT8: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
+    return TimingFiles(plain, fused_path, int8_path, fusion, notes)
+
+
+def timing_runners(
+    model: Any,
+    *,
+    name: str,
+    threads: int,
+    openvino: bool = True,
+) -> TimingSet:
+    """Export ``model`` (a BERT QA model) once, fuse it for ORT, quantize it to dynamic INT8
+    (:func:`timing_files`), and open a runner per runtime and precision: PyTorch eager fp32 and
+    bf16 autocast; ORT fp32 (plain and fused) and dynamic INT8; OpenVINO f32, and bf16 where its
+    CPU plugin offers it. ``notes`` say what was left out and why.
+    """
+    from helpers import runners
+
+    files = timing_files(model, name=name)
+    plain, fused_path, int8_path = files.fp32, files.fused, files.int8
+    fusion, notes = files.fusion, list(files.notes)
     specs = [runners.TensorSpec(n, ("batch", "sequence"), "int64") for n in _INPUTS]
     found = {
         "PyTorch eager fp32": (
@@ -392,7 +474,7 @@ def timing_runners(
     return TimingSet(
         runners={label: runner for label, (runner, _) in found.items()},
         precisions={label: precision for label, (_, precision) in found.items()},
-        files={"fp32": plain, "fp32 fused": fused_path, "int8 dynamic": int8_path},
+        files=files.as_dict(),
         fusion=fusion,
         notes=notes,
     )

@@ -13,7 +13,8 @@ unanswerable questions:
   empty prediction scores 0 on an answerable question.
 
 :func:`squad_scores` averages over a data set (as percentages, like the official script) and
-reports the answerable and unanswerable subsets separately.
+reports the answerable and unanswerable subsets separately; :func:`answer_scores` does the same
+for a list of answers (anything with a ``text``) given in the order of the examples.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["exact_match", "f1_score", "normalize_answer", "score_one", "squad_scores"]
+__all__ = [
+    "answer_scores",
+    "exact_match",
+    "f1_score",
+    "normalize_answer",
+    "score_one",
+    "squad_scores",
+]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -121,3 +129,13 @@ def squad_scores(
             result[f"{name}_f1"] = 100.0 * sum(f1 for _, f1 in scores) / len(scores)
             result[f"{name}_total"] = len(scores)
     return result
+
+
+def answer_scores(
+    answers: Sequence[Any], examples: Sequence[Mapping[str, Any]]
+) -> dict[str, float | int]:
+    """:func:`squad_scores` of ``answers`` — one per example, in the same order, each with a
+    ``text`` (``helpers.qa.Answer``; ``""`` = no answer)."""
+    if len(answers) != len(examples):
+        raise ValueError(f"{len(answers)} answers for {len(examples)} examples")
+    return squad_scores({e["id"]: a.text for e, a in zip(examples, answers, strict=True)}, examples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,108 +14,167 @@ from helpers.course.exercises.framework import (
     as_function,
     correct,
     register,
-    to_numpy,
+)
+
+_SESSION_HINT = (
+    "options = ort.SessionOptions(); options.intra_op_num_threads = 1; "
+    "options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED; then "
+    'ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"]).'
+)
+_SPAN_HINT = (
+    "Tokenise with return_offsets_mapping=True, keep the tokens whose sequence id is 1 (the "
+    "context), take the best start_logits[s] + end_logits[e] with s <= e and e - s < "
+    "max_answer_len, and return context[offsets[s][0]:offsets[e][1]]."
 )
 
 
-def _best_span_scores(
-    start: np.ndarray, end: np.ndarray, mask: np.ndarray, max_len: int
-) -> np.ndarray:
-    """score[s, e] = start[s] + end[e] over valid spans, -inf elsewhere."""
-    ctx = np.asarray(mask, dtype=bool)
-    scores = np.add.outer(np.asarray(start, np.float64), np.asarray(end, np.float64))
-    n = len(ctx)
-    s_idx, e_idx = np.indices((n, n))
-    valid = np.outer(ctx, ctx) & (e_idx >= s_idx) & (e_idx - s_idx < max_len)
-    return np.where(valid, scores, -np.inf)
+def _check_session(session: Any, onnx_path: Any) -> None:
+    """Raise :class:`Wrong` unless ``session`` is ORT's own session on ``onnx_path`` as asked."""
+    import onnxruntime as ort
+
+    from helpers import runners
+
+    if isinstance(session, runners.Runner):
+        raise Wrong(
+            "`my_session` is the suite's runner; this exercise asks for ONNX Runtime's own "
+            "session.",
+            _SESSION_HINT,
+        )
+    if not isinstance(session, ort.InferenceSession):
+        raise Wrong(
+            "`my_session` should be an onnxruntime.InferenceSession, got "
+            f"{type(session).__name__}.",
+            _SESSION_HINT,
+        )
+    options = session.get_session_options()
+    if options.intra_op_num_threads != 1:
+        zero = options.intra_op_num_threads == 0
+        raise Wrong(
+            f"`my_session` has intra_op_num_threads = {options.intra_op_num_threads}, not 1"
+            f"{' (0: ONNX Runtime picks one thread per core)' if zero else ''}.",
+            "Set options.intra_op_num_threads = 1 before creating the session.",
+        )
+    extended = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    if options.graph_optimization_level != extended:
+        raise Wrong(
+            f"`my_session` optimises at {options.graph_optimization_level.name}, not "
+            f"{extended.name}.",
+            "A fresh SessionOptions starts at ORT_ENABLE_ALL; set "
+            "options.graph_optimization_level.",
+        )
+    if session.get_providers() != ["CPUExecutionProvider"]:
+        raise Wrong(
+            f"`my_session` runs on {session.get_providers()}; the exercise asks for the CPU only.",
+            'Pass providers=["CPUExecutionProvider"].',
+        )
+    default = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in default.get_inputs()]
+    if [i.name for i in session.get_inputs()] != names:
+        raise Wrong(
+            f"`my_session`'s inputs are {[i.name for i in session.get_inputs()]}, not {names}.",
+            "Open the notebook's exported file, onnx_path.",
+        )
+    rng = np.random.default_rng(0)
+    feed = {n: np.zeros((1, 16), np.int64) for n in names}
+    feed["input_ids"] = rng.integers(1000, 2000, (1, 16), dtype=np.int64)
+    if "attention_mask" in feed:
+        feed["attention_mask"][:] = 1
+    got, want = session.run(None, feed)[0], default.run(None, feed)[0]
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-4):
+        raise Wrong(
+            "`my_session` gives other logits than a session on onnx_path.",
+            "Open the notebook's exported file, onnx_path.",
+        )
 
 
-def _check_05_1(
-    answer: Any, start_logits: Any, end_logits: Any, context_mask: Any, max_answer_len: Any = 30
+def _check_06_1(
+    answer: Any,
+    session: Any,
+    onnx_path: Any,
+    examples: Sequence[Any],
+    expected: Sequence[Any],
+    max_answer_len: Any = 30,
 ) -> Feedback:
-    fn = as_function(
-        answer, "best_span(start_logits, end_logits, context_mask, max_answer_len) -> (s, e)"
+    ask = as_function(answer, "ask_with_session(question, context) -> str")
+    _check_session(session, onnx_path)
+    asked = 0
+    for example, reference in zip(examples, expected, strict=True):
+        if reference.is_null:  # "no answer" is a rule on top of the span search, not asked here
+            continue
+        question, context = example["question"], example["context"]
+        got = ask(question, context)
+        if not isinstance(got, str):
+            raise Wrong(
+                f"ask_with_session returned {type(got).__name__}; expected the answer's text (a "
+                "str).",
+                _SPAN_HINT,
+            )
+        asked += 1
+        if got == reference.text:
+            continue
+        hint = _SPAN_HINT
+        if got and got in question and got not in context:
+            hint = "Only context tokens may start or end an answer (sequence id 1). " + hint
+        elif reference.text and reference.text in got:
+            hint = (
+                f"Your span is longer: is the limit max_answer_len={int(max_answer_len)} in the "
+                "search? "
+                + hint
+            )
+        raise Wrong(
+            f"For {question!r} you answered {got!r}; the notebook's answer is {reference.text!r}.",
+            hint,
+        )
+    if asked == 0:
+        raise Wrong(
+            "None of the examples has an answer to compare with; pass the notebook's examples."
+        )
+    return correct(
+        f"Correct: your session is configured as asked, and your answers match the notebook's on "
+        f"{asked} held-out questions."
     )
-    starts, ends = np.atleast_2d(to_numpy(start_logits)), np.atleast_2d(to_numpy(end_logits))
-    masks = np.atleast_2d(to_numpy(context_mask)).astype(bool)
-    # Traps: the best in-context start lies after the best in-context end; the largest logits sit
-    # in the question (outside the context); and a long span wins unless max_answer_len forbids it.
-    trap_mask = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 0], dtype=bool)
-    trap_start = np.array([0, 9, 0, 1, 2, 0, 0, 5, 0, 0], dtype=np.float32)
-    trap_end = np.array([0, 9, 0, 0, 6, 1, 0, 0, 0, 0], dtype=np.float32)
-    long_end = trap_end.copy()
-    long_end[8] = 7.0
-    cases = [
-        (
-            "trap 1 (best start after best end, big logits in the question)",
-            trap_start,
-            trap_end,
-            trap_mask,
-            4,
-        ),
-        ("trap 2 (a two-token span wins)", trap_start, long_end, trap_mask, 4),
-        ("trap 2 with max_answer_len=1", trap_start, long_end, trap_mask, 1),
-    ]
-    limit = int(max_answer_len)
-    for i in range(min(len(starts), 8)):
-        cases.append((f"window {i} of the notebook", starts[i], ends[i], masks[i], limit))
-    for label, s_log, e_log, mask, max_len in cases:
-        result = fn(s_log, e_log, mask, max_len)
-        try:
-            s, e = (int(v) for v in result)
-        except (TypeError, ValueError):
-            raise Wrong(
-                f"best_span returned {result!r}; expected a pair of token indices (s, e)."
-            ) from None
-        table = _best_span_scores(s_log, e_log, mask, max_len)
-        n = len(mask)
-        if not (0 <= s < n and 0 <= e < n):
-            raise Wrong(f"On {label}: ({s}, {e}) is outside the window of {n} tokens.")
-        if e < s:
-            raise Wrong(
-                f"On {label}: end {e} comes before start {s}.",
-                "Arg-max of start and end separately is the classic bug: search pairs with s <= e.",
-            )
-        if not (mask[s] and mask[e]):
-            raise Wrong(
-                f"On {label}: ({s}, {e}) uses tokens outside the context (question, [SEP], padding).",
-                "Only positions where context_mask is true may start or end an answer.",
-            )
-        if e - s + 1 > max_len:
-            raise Wrong(
-                f"On {label}: the span has {e - s + 1} tokens, more than max_answer_len={max_len}.",
-                "The length limit is part of the search, not a filter afterwards.",
-            )
-        if table[s, e] < table.max() - 1e-5:
-            best = np.unravel_index(int(np.argmax(table)), table.shape)
-            raise Wrong(
-                f"On {label}: ({s}, {e}) is valid but not the best span; ({best[0]}, {best[1]}) scores higher.",
-                "Maximise start_logits[s] + end_logits[e] over all valid pairs.",
-            )
-    return correct(f"Correct on the trap windows and on {len(cases) - 3} windows of the notebook.")
 
 
 register(
     Exercise(
         key="06.1",
-        title="Extract the answer span properly",
+        title="Your own session, your own answers",
         prompt=(
-            "Write `best_span(start_logits, end_logits, context_mask, max_answer_len)` for **one window** "
-            "(1-D arrays): return the token pair `(s, e)` with the highest `start_logits[s] + end_logits[e]` "
-            "such that both tokens are in the context, `s <= e` and the span has at most `max_answer_len` "
-            "tokens. (Maximising the logit sum is the same as maximising `p_start * p_end`.)"
+            "Open `my_session`: ONNX Runtime's own `InferenceSession` on `onnx_path` with **one "
+            "intra-op "
+            "thread**, graph optimisation level **ORT_ENABLE_EXTENDED** and the CPU execution "
+            "provider. "
+            "Then write `ask_with_session(question, context)` that answers one question with it: "
+            "tokenise "
+            "with offsets, run `my_session`, pick the best span inside the context (start ≤ end, "
+            "at most "
+            "`max_answer_len` tokens) and return its text cut from `context`. The check compares "
+            "your "
+            "answers with the notebook's on held-out questions."
         ),
-        checker=_check_05_1,
-        context=("start_logits", "end_logits", "context_mask"),
+        checker=_check_06_1,
+        context=("session", "onnx_path", "examples", "expected"),
         optional_context=("max_answer_len",),
-        call='exercises.check("06.1", best_span, start_logits=start_logits, end_logits=end_logits, '
-        "context_mask=features.context_mask, max_answer_len=max_answer_len)",
-        solution="def best_span(start_logits, end_logits, context_mask, max_answer_len):\n"
-        "    mask = np.asarray(context_mask, dtype=bool)\n"
-        "    scores = np.add.outer(start_logits, end_logits)            # scores[s, e]\n"
-        "    s, e = np.indices(scores.shape)\n"
-        "    valid = np.outer(mask, mask) & (e >= s) & (e - s < max_answer_len)\n"
-        "    flat = np.where(valid, scores, -np.inf).argmax()\n"
-        "    return np.unravel_index(flat, scores.shape)",
+        call='exercises.check("06.1", ask_with_session, session=my_session, onnx_path=onnx_path, '
+        'examples=held_out[:12], expected=answers["ORT fp32"][:12])',
+        solution="options = ort.SessionOptions()\n"
+        "options.intra_op_num_threads = 1\n"
+        "options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED\n"
+        'my_session = ort.InferenceSession(onnx_path, options, '
+        'providers=["CPUExecutionProvider"])\n'
+        "\n"
+        "def ask_with_session(question, context):\n"
+        '    enc = tokenizer(question, context, truncation="only_second", max_length=max_length,\n'
+        '                    return_offsets_mapping=True, return_tensors="np")\n'
+        '    offsets = enc.pop("offset_mapping")[0]\n'
+        "    in_context = np.array(enc.sequence_ids(0)) == 1\n"
+        '    start, end = my_session.run(["start_logits", "end_logits"], {n: enc[n] for n in '
+        'input_names})\n'
+        "    scores = start[0][:, None] + end[0][None, :]\n"
+        "    s_idx, e_idx = np.indices(scores.shape)\n"
+        "    valid = np.outer(in_context, in_context) & (e_idx >= s_idx) & (e_idx - s_idx < "
+        "max_answer_len)\n"
+        "    s, e = np.unravel_index(np.where(valid, scores, -np.inf).argmax(), scores.shape)\n"
+        "    return context[offsets[s][0]:offsets[e][1]]",
     )
 )
