@@ -497,5 +497,9 @@ def test_every_over_limit_client_gets_its_413_under_concurrency(classifier: Imag
     body = b"\0" * (6 * 2**20)
     with serve_in_background(app) as server, ThreadPoolExecutor(16) as pool:
         for path, media in (("/predict", "image/jpeg"), ("/v2/models/toy/infer", "application/json")):
-            answers = list(pool.map(lambda _: _post_raw(server.port, path, body, media), range(16)))
+            answers = list(pool.map(_post_raw, [server.port] * 16, [path] * 16, [body] * 16, [media] * 16))
             assert answers == ["HTTP/1.1 413 Request Entity Too Large"] * 16, (path, answers)
+    # Far over the limit (refused from Content-Length, before reading): the server lingers instead.
+    with serve_in_background(create_app(classifier)) as server, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: _post_raw(server.port, "/predict", body, "image/jpeg"), range(16)))
+    assert answers == ["HTTP/1.1 413 Request Entity Too Large"] * 16, answers

@@ -21,7 +21,6 @@ from helpers.serving.limits import (
     header_pixels,
     json_depth,
     loads_json,
-    release_free_memory,
 )
 
 HOSTILE_JSON = {
