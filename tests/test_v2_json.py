@@ -13,8 +13,8 @@ from helpers.serving.limits import RequestProblem
 
 def _read(data: str, shape: list[int], dtype: str = "float32", datatype: str = "FP32",
           extra: str = "") -> np.ndarray:
-    body = ('{"inputs": [{"name": "x", "shape": %s, "datatype": "%s", "data": %s%s}]}'
-            % (json.dumps(shape), datatype, data, extra)).encode()
+    body = ('{"inputs": [{"name": "x", "shape": ' + json.dumps(shape) + f', "datatype": "{datatype}", '
+            f'"data": {data}{extra}' + "}]}").encode()
     lifted = v2_json.lift_data(body)
     payload = v2_json.restore(lifted)
     placeholder = payload["inputs"][0]["data"]
@@ -93,11 +93,11 @@ def test_only_input_data_is_lifted_and_placeholders_cannot_be_forged() -> None:
 def test_a_large_array_where_no_tensor_belongs_is_refused_unparsed() -> None:
     big = "[" + ", ".join(["1"] * 40_000) + "]"
     body = ('{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1], '
-            '"parameters": {"data": %s}}]}' % big).encode()
+            '"parameters": {"data": ' + big + "}}]}").encode()
     with pytest.raises(RequestProblem, match="outside an input's data"):
         v2_json.restore(v2_json.lift_data(body))
-    unlifted = ('{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "d\\u0061ta": %s}]}'
-                % ("[" + ", ".join(["1"] * 400_000) + "]")).encode()
+    unlifted = ('{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "d\\u0061ta": '
+                + "[" + ", ".join(["1"] * 400_000) + "]}]}").encode()
     with pytest.raises(RequestProblem) as info:
         v2_json.restore(v2_json.lift_data(unlifted))
     assert info.value.status == 413 and "outside its tensors' data arrays" in info.value.message
