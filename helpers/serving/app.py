@@ -28,7 +28,8 @@ The HTTP API
     ``create_app(..., docs=False)`` switches both off (404).
 
 Every bad request gets a 4xx with a one-line ``{"error": ..., "status": ...}`` message, never a
-500 with a traceback: wrong content type (415), body over the size limit (413), a body not
+500 with a traceback: wrong content type (415), body over the size limit (413; the body is read
+and discarded up to a bound first, so a client still sending receives the answer), a body not
 received within the deadline (408), invalid JSON — including ``NaN``/``Infinity``, numbers
 beyond float range, 5000-digit integers and deeply nested arrays — or an image that is corrupt or
 not of an accepted format (:data:`ACCEPTED_FORMATS`; whatever the decoder raised, the message names
