@@ -5,7 +5,8 @@
   and Ray down and checks with ``psutil`` that no Ray process (raylet, GCS server, workers) is
   left behind (:func:`ray_processes`). Ray's log lines are kept out of the caller's output:
   workers' logs are not forwarded (``log_to_driver=False``) and what Ray prints while shutting
-  down is captured in :attr:`RayCluster.shutdown_messages`.
+  down is captured in :attr:`RayCluster.shutdown_messages`; Ray Serve's driver-side INFO lines
+  are silenced (its ``ray.serve`` logger is set to WARNING).
 - :func:`ray_serve_app` deploys **the same FastAPI app** as :func:`helpers.serving.create_app`
   on Ray Serve replicas (``@serve.ingress``), with ``@serve.batch`` grouping requests into one
   ONNX Runtime call, and any extra routers (e.g. the KServe v2 protocol,
@@ -234,6 +235,9 @@ def ray_cluster(
                     "agents must start within ~15 s; is the machine overloaded?"
                 ) from error
             _log.warning("Ray start-up attempt %d failed (%s); retrying", attempt, error)
+    # Serve's driver-side INFO lines ("Started Serve...", "Application ... is ready") would land in
+    # the caller's output; warnings still show.
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     cluster = RayCluster(folder, reason, num_cpus, started_s=time.perf_counter() - t0)
     cluster.attempts = attempt
     cluster.processes_at_start = ray_processes(folder)
