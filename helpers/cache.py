@@ -2,8 +2,8 @@
 
 - :func:`cached_build` — a folder built by a function, under ``helpers.paths.cache_dir(...)``:
   written into a temporary folder, a manifest (sizes and SHA-256) written last, then renamed
-  into place atomically. An entry whose manifest is missing or does not match its files (an
-  interrupted build, a truncated or edited file) is rebuilt with a :class:`CacheWarning`, never
+  into place atomically. An entry whose manifest is missing or does not match its files exactly (an
+  interrupted build, a truncated or edited file, a file added after the build) is rebuilt with a :class:`CacheWarning`, never
   half-used. :func:`verify` is the check.
 - :func:`file_sha256` — a file's SHA-256, computed the first time a process asks and then
   remembered while the file provably has not changed (same inode, size, modification *and*
@@ -95,7 +95,8 @@ def _sha256(path: Path) -> str:
 
 def _write_manifest(folder: Path, meta: Mapping[str, Any]) -> None:
     files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for rel in sorted(_entry_files(folder)):
+        path = folder / rel
         stat = path.stat()
         files[path.relative_to(folder).as_posix()] = {
             "size": stat.st_size,
@@ -108,10 +109,18 @@ def _write_manifest(folder: Path, meta: Mapping[str, Any]) -> None:
     os.replace(tmp, folder / MANIFEST)  # written last: its presence means "complete"
 
 
+def _entry_files(folder: Path) -> set[str]:
+    """Every file (or link) in an entry, relative and POSIX-style, except the manifest itself."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if (p.is_file() or p.is_symlink()) and p.relative_to(folder).as_posix() != MANIFEST}
+
+
 def verify(folder: Path) -> tuple[bool, str]:
     """Check a cache entry against its manifest: ``(ok, why_not)``.
 
-    Sizes are always compared, and every file's SHA-256 with :func:`file_sha256`: hashed on the
+    An entry is exactly its manifest: a file the manifest does not list (say a
+    ``special_tokens_map.json`` or ``chat_template.jinja`` added later, which a loader would
+    read) fails the check as much as a missing or changed one. Sizes are always compared, and every file's SHA-256 with :func:`file_sha256`: hashed on the
     first check in a process and again whenever the file may have changed (its ctime moved) —
     a kept size and a restored modification time do not hide an edit.
     """
@@ -125,6 +134,10 @@ def verify(folder: Path) -> tuple[bool, str]:
         files = manifest["files"]
     except (ValueError, KeyError) as exc:
         return False, f"unreadable manifest ({exc})"
+    extra = sorted(_entry_files(folder) - set(files))
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        return False, f"{extra[0]} is not in the manifest (added after the build?){more}"
     for rel, info in files.items():
         path = folder / rel
         if not path.is_file():
@@ -151,7 +164,8 @@ def cached_build(
     ``Path`` is used as the root directly. ``build`` writes its files into the empty folder it is given. Returns ``(entry, note)``; the
     note says whether the entry was reused, built or rebuilt (and why), for showing to the
     learner. ``rebuild=True`` builds again even when a valid entry exists. A damaged entry
-    (missing manifest, a missing, truncated or edited file) is rebuilt with a
+    (missing manifest, a missing, truncated or edited file, a file the manifest does not list)
+    is rebuilt with a
     :class:`CacheWarning` saying what was wrong. Two processes building the same key at once are
     safe: the second one keeps the first one's entry.
     """

@@ -15,10 +15,12 @@ sampler in the suite uses them); :func:`photo_set` makes a reproducible set of ~
 (scikit-image's sample photos plus random crops, flips and colour jitter of them) for INT8
 calibration and agreement checks without any download.
 
-:func:`load_image` is the single entry point for untrusted files: it always returns an 8-bit RGB
-``PIL.Image`` (converting grayscale, palette, RGBA/LA, CMYK and 16-bit images, honouring EXIF
-orientation) or raises :class:`ImageError` with a message that says what was wrong (corrupt or
-truncated data, not an image, too small, too many pixels — the decompression-bomb guard).
+:func:`load_image` is the single entry point for untrusted files: it opens only the formats it is
+told to accept (:data:`IMAGE_FORMATS` by default; PIL itself would try dozens), always returns an
+8-bit RGB ``PIL.Image`` (converting grayscale, palette, RGBA/LA, CMYK and 16-bit images, honouring
+EXIF orientation) or raises :class:`ImageError` with a message that names the format and says what
+was wrong (corrupt or truncated data, a format not accepted, not an image, too small, too many
+pixels — the decompression-bomb guard). Whatever a decoder raises becomes that error.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "IMAGE_FORMATS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MAX_PIXELS",
@@ -59,6 +62,7 @@ __all__ = [
     "preprocess_batch",
     "sample_images",
     "show_predictions",
+    "sniff_format",
     "softmax",
     "top_k",
     "torchvision_preprocess",
@@ -74,6 +78,9 @@ MIN_SIDE = 8
 #: Documented (and tested) agreement between the torchvision and NumPy preprocessing paths.
 PREPROCESS_ATOL = 1e-5
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+#: The formats (PIL's names) :func:`load_image` opens by default: those of :data:`IMAGE_EXTENSIONS`
+#: (``PPM`` covers PBM/PGM/PPM; a phone's multi-picture JPEG opens as ``MPO`` through ``JPEG``).
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM")
 
 _SAMPLES = {
     "chelsea": "a tabby cat (scikit-image `chelsea`)",
@@ -176,15 +183,22 @@ def load_image(
     *,
     max_pixels: int = MAX_PIXELS,
     min_side: int = MIN_SIDE,
+    formats: Sequence[str] | None = IMAGE_FORMATS,
 ) -> Image.Image:
     """Decode an image into 8-bit RGB, or raise :class:`ImageError` saying why it cannot be used.
 
-    Accepts a path, raw bytes, a binary file object or a ``PIL.Image``. Handles grayscale
-    (``L``/``1``), palette (``P``), alpha (``RGBA``/``LA``/``PA``, composited on white), ``CMYK``,
-    ``YCbCr``/``LAB``/``HSV`` and 16-/32-bit integer or float images (rescaled from their actual
-    range to 0–255). EXIF orientation is applied. Rejected: unreadable or truncated data, files
-    that are not images, images with more than ``max_pixels`` pixels (checked from the header,
-    before decoding — a decompression-bomb guard) and images with a side below ``min_side``.
+    Accepts a path, raw bytes, a binary file object or a ``PIL.Image``. Only the ``formats``
+    listed (PIL's names, default :data:`IMAGE_FORMATS`; ``None``: every format PIL knows) are
+    opened: a file of another format (ICO, TGA, DDS, ... sent as a JPEG) is refused, and PIL
+    never decodes it (only its header is read, to name the format in the message). Handles grayscale (``L``/``1``), palette (``P``), alpha
+    (``RGBA``/``LA``/``PA``, composited on white), ``CMYK``, ``YCbCr``/``LAB``/``HSV`` and
+    16-/32-bit integer or float images (rescaled from their actual range to 0–255). EXIF
+    orientation is applied. Rejected: unreadable or truncated data, files that are not images,
+    images with more than ``max_pixels`` pixels (checked from the header, before decoding — a
+    decompression-bomb guard) and images with a side below ``min_side``. Every failure of a
+    decoder (``OSError``, ``ValueError``, ``NotImplementedError``, ``struct.error``,
+    ``EOFError``, ...) becomes an :class:`ImageError` naming the format; only ``MemoryError``
+    passes through (the machine's problem, not the file's).
 
     Thread-safe, and no process-wide state is changed: PIL's own settings
     (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``) are honoured, never set. PIL
@@ -216,34 +230,109 @@ def load_image(
             f"cannot load an image from {type(path_or_bytes).__name__}; "
             "pass a path, bytes, a binary file object or a PIL.Image"
         )
+    allowed = [f.upper() for f in formats] if formats is not None else None
 
     # No PIL global is changed here (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, the
     # warning filters): they are process-wide, and setting them per call races between threads.
     # PIL's own bomb check runs in Image.open (it raises above 2 x Image.MAX_IMAGE_PIXELS); ours
     # is stricter and runs on the header size, before any pixel is decoded.
     try:
-        image = Image.open(source)
+        image = Image.open(source, formats=allowed)
     except Image.DecompressionBombError as exc:
         raise ImageError(_pil_bomb_message(label, exc, max_pixels)) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{label}: not a recognised image format (corrupt or not an image)") from exc
-    except OSError as exc:
-        raise ImageError(f"{label}: cannot read image ({exc})") from exc
+        raise ImageError(_unidentified_message(label, source, allowed)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # a format's header parser failed: ValueError, struct.error, ...
+        name = sniff_format(source) or "image"
+        raise ImageError(f"{label}: cannot read this {name} file ({_cause(exc)})") from exc
     with image:
+        fmt = image.format or sniff_format(source) or "image"
         _check_size(image.size, label, max_pixels, min_side)
         try:
             image.load()
         except Image.DecompressionBombError as exc:  # a frame bigger than the header said
             raise ImageError(_pil_bomb_message(label, exc, max_pixels)) from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"{label}: corrupt or truncated image data ({exc})") from exc
-        fmt = image.format
+        except MemoryError:
+            raise
+        except Exception as exc:  # OSError, ValueError, NotImplementedError, EOFError, ...
+            raise ImageError(f"{label}: corrupt or truncated {fmt} data ({_cause(exc)})") from exc
         # A broken EXIF block is not worth rejecting the photo for.
         with contextlib.suppress(Exception):
             image = ImageOps.exif_transpose(image) or image
-        rgb = _to_rgb(image, label)
+        rgb = _to_rgb(image, f"{label} ({fmt})")
         rgb.info["source_format"] = fmt
         return rgb
+
+
+def _cause(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:120]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _prefix(source: Any) -> bytes:
+    """The first 16 bytes of a source (the part PIL's format checks look at)."""
+    try:
+        if isinstance(source, Path):
+            with open(source, "rb") as fh:
+                return fh.read(16)
+        position = source.tell()
+        try:
+            source.seek(0)
+            return bytes(source.read(16))
+        finally:
+            source.seek(position)
+    except Exception:  # an unseekable stream: no name for the format
+        return b""
+
+
+def sniff_format(source: Any) -> str | None:
+    """The PIL format whose signature the data starts with (``"ICO"``, ``"PNG"``...), else ``None``.
+
+    Only the signature checks of PIL's plugins run (on the first 16 bytes), never a decoder or a
+    header parser, so it is safe on hostile data. ``source`` is bytes, a path or a seekable binary
+    file object; it is used to *name* a format in messages, not to decide what to open.
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        prefix = bytes(source[:16])
+    else:
+        prefix = _prefix(Path(source) if isinstance(source, str | os.PathLike) else source)
+    if not prefix:
+        return None
+    Image.init()
+    for format_id in Image.ID:
+        accept = Image.OPEN[format_id][1]
+        try:
+            if accept is not None and accept(prefix):
+                return str(format_id)
+        except Exception:  # a signature check that cannot handle this prefix
+            continue
+    return None
+
+
+def _identify(source: Any) -> str | None:
+    """The format of a file PIL would open with all its plugins — its header only, never decoded —
+    else the signature it starts with. For naming a refused file in a message."""
+    try:
+        with Image.open(source) as image:  # header parsers only; pixels are not decoded
+            return str(image.format) if image.format else None
+    except Exception:  # noqa: BLE001 - the name is only for the message
+        return sniff_format(source)
+    finally:
+        with contextlib.suppress(Exception):
+            if not isinstance(source, Path):
+                source.seek(0)
+
+
+def _unidentified_message(label: str, source: Any, allowed: list[str] | None) -> str:
+    found = _identify(source)
+    accepted = f"accepted: {', '.join(allowed)}" if allowed is not None else "any format PIL reads"
+    if found is not None and allowed is not None and found not in allowed:
+        return f"{label}: a {found} file — {found} is not an accepted format ({accepted})"
+    if found is not None:
+        return f"{label}: starts like a {found} file but cannot be read (corrupt or an unsupported variant)"
+    return f"{label}: not a recognised image format (corrupt or not an image; {accepted})"
 
 
 def _pil_bomb_message(label: str, exc: Exception, max_pixels: int) -> str:
@@ -284,6 +373,15 @@ def _check_size(size: tuple[int, int], label: str, max_pixels: int, min_side: in
 
 
 def _to_rgb(image: Image.Image, label: str) -> Image.Image:
+    try:
+        return _convert_to_rgb(image, label)
+    except (ImageError, MemoryError):
+        raise
+    except Exception as exc:  # a decoder that fails only when its pixels are read
+        raise ImageError(f"{label}: cannot convert the {image.mode} image to RGB ({_cause(exc)})") from exc
+
+
+def _convert_to_rgb(image: Image.Image, label: str) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image.copy()  # always a new object: the caller closes the decoded one
@@ -308,8 +406,8 @@ def _to_rgb(image: Image.Image, label: str) -> Image.Image:
         return gray.convert("RGB")
     try:
         return image.convert("RGB")
-    except (ValueError, OSError) as exc:
-        raise ImageError(f"{label}: unsupported image mode {mode!r}") from exc
+    except ValueError as exc:
+        raise ImageError(f"{label}: unsupported image mode {mode!r} ({_cause(exc)})") from exc
 
 
 # --------------------------------------------------------------------------------------------

@@ -202,3 +202,90 @@ def test_file_sha256_is_remembered_only_while_the_file_is_unchanged(tmp_path, mo
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # same size, same mtime
     assert cache.file_sha256(path) == cache.hashlib.sha256(b"b" * 4096).hexdigest()
     assert len(calls) == 2
+
+
+# ------------------------------------------------------------------------------------------
+# Issue 29.5: an entry is exactly its manifest (a file added after the build fails verification)
+# ------------------------------------------------------------------------------------------
+def test_a_file_the_manifest_does_not_list_fails_verification_and_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        (folder / "sub").mkdir()
+        (folder / "sub" / "weights.bin").write_bytes(b"w" * 100)
+
+    folder, _ = cache.cached_build("demo", build, what="demo")
+    for planted in ("special_tokens_map.json", "sub/chat_template.jinja", ".hidden"):
+        (folder / planted).write_text("planted")
+        ok, why = cache.verify(folder)
+        assert not ok and planted in why and "not in the manifest" in why, why
+        with pytest.warns(cache.CacheWarning, match=planted.replace(".", r"\.")):
+            cache.cached_build("demo", build, what="demo")
+        assert not (folder / planted).exists() and cache.verify(folder) == (True, "")
+    assert len(calls) == 4
+
+
+def _plant(folder: Path, name: str, text: str) -> Path:
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def test_every_cache_user_rebuilds_an_entry_with_a_planted_file(tmp_path, monkeypatch):
+    """Issue 29.5: a special_tokens_map.json or chat_template.jinja added to an entry was loaded."""
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    from helpers import catalog
+    from helpers.models import packaged
+
+    # tokenizers
+    tok_dir, _ = packaged.gpt2_tokenizer_dir()
+    _plant(tok_dir, "special_tokens_map.json", '{"eos_token": "France"}')
+    with pytest.warns(cache.CacheWarning, match="special_tokens_map.json"):
+        tok_dir, _ = packaged.gpt2_tokenizer_dir()
+    assert not (tok_dir / "special_tokens_map.json").exists()
+    # models built by the catalog
+    loaded = catalog.load("text-generation", "tiny", show_banner=False)
+    _plant(loaded.path, "chat_template.jinja", "{{ 'planted' }}")
+    with pytest.warns(cache.CacheWarning, match="chat_template.jinja"):
+        again = catalog.load("text-generation", "tiny", show_banner=False)
+    assert not (again.path / "chat_template.jinja").exists()
+    assert again.tokenizer.eos_token == loaded.tokenizer.eos_token != "France"
+    # exports
+    model = torch.nn.Linear(2, 2)
+    path = cache.cached_export(model, lambda p: p.write_text("x"), what="Tiny linear")
+    _plant(path.parent, "model.onnx.data", "planted external data")
+    with pytest.warns(cache.CacheWarning, match=r"model\.onnx\.data"):
+        again_path = cache.cached_export(model, lambda p: p.write_text("x"), what="Tiny linear")
+    assert again_path == path and not (path.parent / "model.onnx.data").exists()
+
+
+def test_the_fine_tuned_qa_entry_is_rebuilt_with_a_planted_file(tmp_path, monkeypatch):
+    """Issue 29.5, the fine-tuned QA model's entry (its training is replaced by a 2-layer copy of
+    MiniLM here: the cache plumbing is what is tested; test_qa_finetune.py trains for real)."""
+    monkeypatch.setenv("INFERENCE_SUITE_CACHE", str(tmp_path))
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    from helpers.catalog import minilm_dir
+    from helpers.models.tiny import seeded
+    from helpers.qa import finetune
+
+    builds = []
+
+    def quick_build(base_folder, settings, seed, progress):
+        def build(tmp):
+            builds.append(tmp)
+            with seeded(0):
+                BertForQuestionAnswering(BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                                                    intermediate_size=64)).save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(base_folder).save_pretrained(tmp)
+            (tmp / finetune._METRICS_FILE).write_text("{}")
+        return build
+
+    monkeypatch.setattr(finetune, "_build", quick_build)
+    first = finetune.load_qa_model(minilm_dir(), "tiny", progress=False)
+    _plant(first.folder, "special_tokens_map.json", '{"sep_token": "France"}')
+    with pytest.warns(cache.CacheWarning, match="special_tokens_map.json"):
+        again = finetune.load_qa_model(minilm_dir(), "tiny", progress=False)
+    assert len(builds) == 2 and not (again.folder / "special_tokens_map.json").exists()
+    assert again.tokenizer.sep_token == first.tokenizer.sep_token == "[SEP]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import threading
+import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -307,3 +308,93 @@ def test_limit_above_pils_own_says_how_to_raise_it():
     bomb = _png_header_only(14_000, 14_000)
     with pytest.raises(ImageError, match="Image.MAX_IMAGE_PIXELS once at start-up"):
         images.load_image(bomb, max_pixels=500_000_000)
+
+
+# ------------------------------------------------------------------ issue 29.1: every decoder failure
+def _seed_files() -> dict[str, bytes]:
+    """Small valid files of every format PIL writes here (accepted or not), plus a few crafted ones."""
+    rgb = Image.fromarray((np.arange(16 * 16 * 3) % 251).astype(np.uint8).reshape(16, 16, 3))
+    seeds = {}
+    warnings.filterwarnings("ignore", "IM image format is deprecated", DeprecationWarning)
+    for fmt, mode in (("JPEG", "RGB"), ("PNG", "RGB"), ("WEBP", "RGB"), ("BMP", "RGB"), ("GIF", "P"),
+                      ("TIFF", "RGB"), ("PPM", "RGB"), ("PPM", "L"), ("PPM", "1"), ("DDS", "RGB"),
+                      ("ICO", "RGB"), ("IM", "RGB"), ("PCX", "RGB"), ("QOI", "RGB"), ("SGI", "RGB"),
+                      ("SPIDER", "F"), ("TGA", "RGB"), ("XBM", "1"), ("MSP", "1"), ("DIB", "RGB")):
+        seeds[f"{fmt}-{mode}"] = _encode(rgb.convert(mode), fmt)
+    seeds["PGM-text"] = b"P2\n16 16\n255\n" + b" ".join(b"%d" % (i % 256) for i in range(256)) + b"\n"
+    seeds["BLP"] = b"BLP2" + struct.pack("<iBBBBII", 1, 1, 8, 8, 0, 16, 16) + b"\0" * 140
+    seeds["XPM"] = b'/* XPM */\nstatic char *x[] = {\n"16 16 1 1",\n"a c #ff0000",\n' + b'"' + b"a" * 16 + b'",\n' * 16
+    return seeds
+
+
+def _mutations(data: bytes, rng: np.random.Generator, count: int) -> list[bytes]:
+    out = []
+    for i in range(count):
+        kind = i % 5
+        buf = bytearray(data)
+        if kind == 0:  # truncated anywhere
+            out.append(bytes(buf[: int(rng.integers(1, len(buf)))]))
+            continue
+        if kind == 1:  # a few bytes of the header changed
+            for _ in range(int(rng.integers(1, 6))):
+                buf[int(rng.integers(0, min(len(buf), 64)))] = int(rng.integers(0, 256))
+        elif kind == 2:  # bytes anywhere changed
+            for _ in range(int(rng.integers(1, 12))):
+                buf[int(rng.integers(0, len(buf)))] = int(rng.integers(0, 256))
+        elif kind == 3:  # a header integer set to an extreme value
+            at = int(rng.integers(0, max(1, min(len(buf), 48) - 4)))
+            buf[at : at + 4] = [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff",
+                                b"\x00\x00\x01\x00"][int(rng.integers(0, 4))]
+        else:  # the magic bytes followed by noise
+            buf = buf[:8] + bytearray(rng.integers(0, 256, int(rng.integers(0, 300)), dtype=np.uint8).tobytes())
+        out.append(bytes(buf))
+    return out
+
+
+def test_every_decoder_failure_is_an_image_error_fuzz():
+    """Issue 29.1: ~3,000 malformed files of ~20 formats; each decodes to RGB or raises ImageError.
+
+    Malformed PPM/PGM/IM/XBM/SGI used to raise ValueError and DDS/BLP NotImplementedError (HTTP
+    500 on a server); every failure is now the suite's ImageError naming the format.
+    """
+    rng = np.random.default_rng(29)
+    escaped: dict[str, list[str]] = {}
+    formats: set[str] = set()
+    decoded = refused = 0
+    warnings.simplefilter("ignore")  # PIL warns about the corrupt tags it skips (pytest restores filters)
+    for name, data in _seed_files().items():
+        for mutated in [data, *_mutations(data, rng, 150)]:
+            try:
+                image = images.load_image(mutated, max_pixels=1_000_000)
+            except ImageError as error:
+                assert str(error), name
+                refused += 1
+            except Exception as error:  # what the issue found: ValueError, NotImplementedError, ...
+                escaped.setdefault(name, []).append(f"{type(error).__name__}: {str(error)[:60]}")
+            else:
+                assert image.mode == "RGB", name
+                formats.add(image.info["source_format"])
+                decoded += 1
+    total = decoded + refused + sum(map(len, escaped.values()))
+    assert total >= 3000
+    assert not escaped, {k: (len(v), v[:2]) for k, v in escaped.items()}
+    assert formats <= set(images.IMAGE_FORMATS) | {"MPO"}, formats  # nothing else was decoded
+    assert decoded > 100 and refused > 1000  # both paths really ran
+
+
+@pytest.mark.parametrize("fmt", ["ICO", "PCX", "TGA", "SGI", "DDS", "QOI", "IM", "SPIDER"])
+def test_formats_outside_the_accepted_list_are_refused_by_name(fmt):
+    """Issue 29.1: PIL decodes dozens of formats; load_image opens only the accepted ones."""
+    rgb = Image.new("RGB", (16, 16), (10, 200, 30))
+    data = _encode(rgb.convert("F") if fmt == "SPIDER" else rgb, fmt)
+    with pytest.raises(ImageError, match=f"{fmt}.*not an accepted") as info:
+        images.load_image(data)
+    assert "JPEG" in str(info.value)  # says what is accepted
+    # the caller chooses: a format it lists is opened
+    assert images.load_image(data, formats=(fmt,)).mode == "RGB"
+
+
+def test_a_decoder_failure_names_the_format():
+    bad_ppm = b"P6\n16 16\n-5\n" + b"\0" * 768  # maxval out of range: ValueError inside PIL
+    with pytest.raises(ImageError, match="PPM"):
+        images.load_image(bad_ppm)

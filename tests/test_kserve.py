@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -160,7 +165,9 @@ BAD_REQUESTS = [
     ("no data", "toy", {"json": {"inputs": [{k: v for k, v in GOOD["inputs"][0].items() if k != "data"}]}},
      400, "has no data"),
     ("too many elements", "toy", {"json": body(X, shape=[1000, 3, 100, 100])}, 413, "over the limit"),
-    ("deeply nested payload", "toy", {"content": _deep(100_000)}, 400, "levels deep (at most 64)"),
+    ("deeply nested payload", "toy", {"content": _deep(100_000)}, 400, "nested 100000 levels deep"),
+    ("deeply nested parameters", "toy", {"content": json.dumps({**GOOD, "parameters": {"p": "X"}}).replace(
+        '"X"', "[" * 100_000 + "]" * 100_000).encode()}, 400, "levels deep (at most 64)"),
     ("5000-digit integer in data", "toy", {"content": json.dumps(GOOD).replace("[0.", "[" + "9" * 5000 + ", 0.", 1)
                                            .encode()}, 400, "5000 digits is too large"),
     ("5000-digit dimension", "toy", {"content": json.dumps(GOOD).replace('"shape": [1', '"shape": [' + "9" * 5000, 1)
@@ -236,8 +243,9 @@ def test_opaque_runner_needs_output_specs_and_model_faults_are_500() -> None:
         tensor = {"name": "x", "shape": [3], "datatype": "INT64", "data": [1, 2, 3]}
         ok = tc.post("/v2/models/m/infer", json={"inputs": [tensor], "outputs": [{"name": "z"}]}).json()
         assert ok["outputs"] == [{"name": "z", "datatype": "BOOL", "shape": [3], "data": [False, True, True]}]
-        for data, fragment in (([1.5, 2, 3], "needs integers"), ([1, 2, 2**63], "out-of-range"),
-                               ([1, 2, 2**70], "too large"), ([True, False, True], "got booleans")):
+        for data, fragment in (([1.5, 2, 3], "needs integers"), ([1, 2, 2**63], "out of range"),
+                               ([1, 2, 2**70], "out of range"), ([1, 2, 10**40], "41 digits is too large"),
+                               ([True, False, True], "got booleans")):
             bad = tc.post("/v2/models/m/infer", json={"inputs": [{**tensor, "data": data}]})
             assert bad.status_code == 400 and fragment in bad.json()["error"], bad.text
         fault = tc.post("/v2/models/m/infer", json={"inputs": [{**tensor, "data": [1, -1, 2]}]})
@@ -363,3 +371,160 @@ def test_a_slow_body_gets_408_in_the_protocol_error_shape(models) -> None:
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower(), answer[:200]
     assert set(json.loads(payload)) == {"error"} and time.monotonic() - t0 < 4
+
+
+# ------------------------------------------------------------------ issue 29.2: the client's tensors
+class _Spy(Runner):
+    """Wraps a runner and counts the calls that reach it; ``fault`` makes every output NaN."""
+
+    def __init__(self, inner: Runner, fault: bool = False) -> None:
+        self.inner, self.fault, self.calls = inner, fault, 0
+        self.name, self.runtime = inner.name, inner.runtime
+        self.inputs, self.output_names = inner.inputs, inner.output_names
+        self.session = getattr(inner, "session", None)
+
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.calls += 1
+        out = self.inner(inputs)
+        return {k: np.full_like(v, np.nan) for k, v in out.items()} if self.fault else out
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+
+def test_a_zero_size_dimension_is_a_400_before_inference(models) -> None:
+    """Issue 29.2: shape [1, 3, 0, 0] with data [] used to reach ONNX Runtime: 500 "inference failed"."""
+    spy = _Spy(models["toy"])
+    app = FastAPI()
+    app.include_router(kserve.router({"toy": spy}))
+    empty = {"name": "pixel_values", "shape": [1, 3, 0, 0], "datatype": "FP32"}
+    header = json.dumps({"inputs": [{**empty, "parameters": {"binary_data_size": 0}}]}).encode()
+    with TestClient(app, raise_server_exceptions=False) as tc:
+        for response in (tc.post("/v2/models/toy/infer", json={"inputs": [{**empty, "data": []}]}),
+                         tc.post("/v2/models/toy/infer", json={"inputs": [{**empty, "shape": [0, 3, 4, 4],
+                                                                           "data": []}]}),
+                         tc.post("/v2/models/toy/infer", content=header,
+                                 headers={"Inference-Header-Content-Length": str(len(header))})):
+            assert response.status_code == 400, response.text
+            assert "zero-size" in response.json()["error"] and "pixel_values" in response.json()["error"]
+    assert spy.calls == 0
+
+
+def test_non_finite_outputs_from_finite_inputs_are_the_clients_and_model_faults_stay_500(models) -> None:
+    """Issue 29.2: finite FP32 values near the maximum (3e38) overflow inside the model: a 4xx
+    naming the cause, not 500 "output contains NaN or infinity". A model that gives NaN for any
+    input is the server's fault: still 500."""
+    huge = np.full((1, 3, 4, 4), 3e38, np.float32)
+    assert np.isfinite(huge).all() and not np.isfinite(local(models, huge)).all()
+    app = FastAPI()
+    app.include_router(kserve.router({"toy": models["toy"], "broken": _Spy(models["toy"], fault=True)}))
+    with TestClient(app, raise_server_exceptions=False) as tc:
+        response = tc.post("/v2/models/toy/infer", json=body(huge))
+        assert response.status_code == 422, response.text
+        message = response.json()["error"]
+        assert "logits" in message and "pixel_values" in message and "3e+38" in message, message
+        assert tc.post("/v2/models/toy/infer", json=body(pixels())).status_code == 200
+        fault = tc.post("/v2/models/broken/infer", json=body(pixels()))
+        assert fault.status_code == 500 and "NaN" in fault.json()["error"], fault.text
+
+
+# ------------------------------------------------------------------ issue 29.3: memory of JSON bodies
+def _json_body(x: np.ndarray, shape: list[int] | None = None, tail: str = "") -> bytes:
+    """A v2 request with ``x`` as flat JSON data (``tail`` is appended to the numbers, e.g. ", NaN")."""
+    numbers = json.dumps(x.reshape(-1).tolist())[:-1] + tail + "]"
+    return (b'{"inputs": [{"name": "pixel_values", "shape": ' + json.dumps(shape or list(x.shape)).encode()
+            + b', "datatype": "FP32", "data": ' + numbers.encode() + b"}]}")
+
+
+def _traced_peak(work: Any) -> tuple[Any, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            result = work()
+        except Exception as error:  # noqa: BLE001 - returned for the caller to check
+            result = error
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_v2_json_is_checked_before_parsing_and_parsed_into_a_typed_array(models) -> None:
+    """Issue 29.3: the whole body used to become Python lists (JSON → pydantic → np.asarray, ~7x
+    its size here) before the element limit was checked. The declared shape is checked first and
+    the numbers go straight into a float32 array."""
+    x = np.round(np.random.default_rng(5).random((1, 3, 400, 400)), 2)  # short numbers: 0.81, ...
+    raw = _json_body(x)
+    headers = {"content-type": "application/json"}
+    (parsed, arrays, _), peak = _traced_peak(lambda: kserve._decode_request(headers, raw, models["toy"], 1 << 22))
+    np.testing.assert_array_equal(arrays["pixel_values"], x.astype(np.float32))
+    assert arrays["pixel_values"].dtype == np.float32
+    report = f"body {len(raw) / 2**20:.1f} MiB, peak traced {peak / 2**20:.1f} MiB"
+    assert peak < 1.5 * len(raw), report  # the float32 array (4 B per ~7-byte number) and chunks
+    over = _json_body(x, shape=[64, 3, 400, 400])  # declares 30.7M elements, over the limit
+    refused, peak = _traced_peak(lambda: kserve._decode_request(headers, over, models["toy"], 1 << 22))
+    assert getattr(refused, "status", None) == 413, refused
+    assert peak < 0.25 * len(over), f"refused after {peak / 2**20:.1f} MiB for a {len(over) / 2**20:.1f} MiB body"
+
+
+_V2_MEMORY_SERVER = textwrap.dedent("""
+    import socket, sys
+    import uvicorn
+    from fastapi import FastAPI
+    from helpers.runners import ort_runner
+    from helpers.serving import kserve
+    app = FastAPI()
+    app.include_router(kserve.router({"toy": ort_runner(sys.argv[1], threads=1)}))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="error")).run(sockets=[sock])
+""")
+
+
+def test_v2_server_memory_is_bounded_and_released_under_concurrent_json_bodies(onnx_path) -> None:
+    """Issue 29.3: 8 concurrent ~7 MB JSON bodies (half ending in a 400) took the server's RSS up
+    by ~8x the bytes in flight, and most of it stayed. Now the peak stays within a few times the
+    bodies in flight and memory goes back down afterwards (freed pages are returned to the OS)."""
+    from helpers.serving.loadtest import memory_during
+
+    x = np.round(np.random.default_rng(6).random((1, 3, 640, 640)), 2)
+    good, bad = _json_body(x), _json_body(x[..., :-1], shape=list(x.shape), tail=", NaN")
+    proc = subprocess.Popen([sys.executable, "-c", _V2_MEMORY_SERVER, str(onnx_path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        url = f"http://127.0.0.1:{port}/v2/models/toy/infer"
+        deadline = time.monotonic() + 60
+        while httpx_status(url) is None:
+            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+            time.sleep(0.05)
+
+        def send(raw: bytes) -> int:
+            return httpx.post(url, content=raw, headers={"content-type": "application/json"},
+                              timeout=120).status_code
+
+        small = _json_body(np.round(np.random.default_rng(1).random((1, 3, 8, 8)), 2))
+        with ThreadPoolExecutor(8) as pool:  # warm-up: threads, connections, first-call allocations
+            assert set(pool.map(send, [small] * 16)) == {200}
+            assert send(good) == 200 and send(bad) == 400
+            single = memory_during(lambda: send(good), pid=proc.pid)
+            many = memory_during(lambda: sorted(pool.map(send, [good, bad] * 4)), pid=proc.pid, settle_s=2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    in_flight = 4 * (len(good) + len(bad))
+    report = (f"bodies {len(good) / 2**20:.1f} MiB; one: {single.row()}; 8 at once: {many.row()}; "
+              f"in flight {in_flight / 2**20:.0f} MiB")
+    print(report)
+    assert single.result == 200 and many.result == [200] * 4 + [400] * 4, report
+    assert many.peak - many.before <= 4 * in_flight, report  # the bodies, their tensors, chunks
+    assert many.after - many.before <= 0.5 * (many.peak - many.before), report  # and it goes back
+
+
+def httpx_status(url: str) -> int | None:
+    try:
+        return httpx.get(url.replace("/infer", "/ready"), timeout=1).status_code
+    except httpx.HTTPError:
+        return None

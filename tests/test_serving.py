@@ -439,3 +439,67 @@ def test_server_memory_is_bounded_under_concurrent_large_images(onnx_path) -> No
     print(report)
     assert many.peak - many.before <= 2.5 * one_image, report
     assert many.after - many.before <= 0.5 * one_image, report
+
+
+# ------------------------------------------------------------------ issue 29.1: image decoders
+def _ico() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(buffer, format="ICO")
+    return buffer.getvalue()
+
+
+def test_any_decoder_failure_is_a_400_naming_the_format(client: TestClient) -> None:
+    """Issue 29.1: malformed files used to escape PIL as ValueError/NotImplementedError (HTTP 500),
+    and formats the server does not accept (ICO, PCX, TGA, ...) were decoded when sent as JPEG."""
+    malformed_ppm = b"P6\n16 16\n-5\n" + b"\0" * 768
+    cases = {
+        "PPM sent as image/jpeg": (malformed_ppm, "image/jpeg", "PPM"),
+        "ICO sent as image/jpeg": (_ico(), "image/jpeg", "ICO"),
+        "PNG with a truncated IHDR": (b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0", "image/png", "PNG"),
+    }
+    for case, (data, media, fmt) in cases.items():
+        for kwargs in ({"content": data, "headers": {"content-type": media}},
+                       {"json": {"image": base64.b64encode(data).decode()}}):
+            response = client.post("/predict", **kwargs)
+            assert response.status_code == 400, (case, response.status_code, response.text[:200])
+            assert fmt in response.json()["error"], (case, response.json())
+
+
+# ------------------------------------------------------------------ issue 29.4: 413, not a reset
+def _post_raw(port: int, path: str, body: bytes, content_type: str) -> str:
+    """POST ``body`` like a plain client (send everything, then read); the status line or the error."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode())
+            sock.sendall(body)
+            answer = b""
+            while b"\r\n" not in answer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        return answer.split(b"\r\n", 1)[0].decode() or "closed without an answer"
+    except OSError as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def test_every_over_limit_client_gets_its_413_under_concurrency(classifier: ImageClassifier) -> None:
+    """Issue 29.4: 16 clients at once send 6 MB bodies; each must read a 413, not a connection reset.
+
+    The server used to answer 413 with ``Connection: close`` without reading the body; closing a
+    socket with unread data makes the kernel reset it, so the clients saw ECONNRESET.
+    """
+    from helpers.serving import kserve
+
+    big = ImageClassifier(classifier.runner, labels=LABELS, input_size=SIZE, max_bytes=5 * 2**20)
+    app = create_app(big, routers=[kserve.router({"toy": classifier.runner}, max_body_bytes=5 * 2**20)])
+    body = b"\0" * (6 * 2**20)
+    with serve_in_background(app) as server, ThreadPoolExecutor(16) as pool:
+        for path, media in (("/predict", "image/jpeg"), ("/v2/models/toy/infer", "application/json")):
+            answers = list(pool.map(_post_raw, [server.port] * 16, [path] * 16, [body] * 16, [media] * 16))
+            assert answers == ["HTTP/1.1 413 Request Entity Too Large"] * 16, (path, answers)
+    # Far over the limit (refused from Content-Length, before reading): the server lingers instead.
+    with serve_in_background(create_app(classifier)) as server, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: _post_raw(server.port, "/predict", body, "image/jpeg"), range(16)))
+    assert answers == ["HTTP/1.1 413 Request Entity Too Large"] * 16, answers

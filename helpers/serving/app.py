@@ -28,10 +28,12 @@ The HTTP API
     ``create_app(..., docs=False)`` switches both off (404).
 
 Every bad request gets a 4xx with a one-line ``{"error": ..., "status": ...}`` message, never a
-500 with a traceback: wrong content type (415), body over the size limit (413), a body not
+500 with a traceback: wrong content type (415), body over the size limit (413; the body is read
+and discarded up to a bound first, so a client still sending receives the answer), a body not
 received within the deadline (408), invalid JSON — including ``NaN``/``Infinity``, numbers
-beyond float range, 5000-digit integers and deeply nested arrays — or an undecodable image
-(400), JSON of the wrong shape or bad parameters (422), unknown path (404), wrong method (405),
+beyond float range, 5000-digit integers and deeply nested arrays — or an image that is corrupt or
+not of an accepted format (:data:`ACCEPTED_FORMATS`; whatever the decoder raised, the message names
+the format) (400), JSON of the wrong shape or bad parameters (422), unknown path (404), wrong method (405),
 too many large images waiting to be decoded (503). An unexpected server fault is logged on the
 server and answered with a 500 that says only that.
 
@@ -83,6 +85,7 @@ from helpers.serving.limits import (
 )
 
 __all__ = [
+    "ACCEPTED_FORMATS",
     "ACCEPTED_IMAGE_TYPES",
     "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_MAX_BYTES",
@@ -109,6 +112,9 @@ ACCEPTED_IMAGE_TYPES = (
     "image/gif",
     "image/tiff",
 )
+#: The image formats (PIL's names) a server decodes: those of :data:`ACCEPTED_IMAGE_TYPES`, whatever
+#: the Content-Type says; a file of any other format PIL knows (ICO, TGA, DDS...) gets a 400.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 #: Largest decoded image (pixels) a server accepts; bigger ones are refused from the header.
 SERVER_MAX_PIXELS = 25_000_000
 #: Seconds a client has to send a whole request body; slower bodies get a 408.
@@ -265,13 +271,13 @@ class ImageClassifier:
 
     def decode(self, image_bytes: bytes) -> np.ndarray:
         """Decode and preprocess one image within the decode budget (``float32 [3, H, W]``)."""
-        size = header_pixels(image_bytes) or 0
+        size = header_pixels(image_bytes, formats=ACCEPTED_FORMATS) or 0
         if size > self.max_pixels:  # refused from the header, before any budget or decoding
             raise RequestError(400, f"cannot decode the image: it has {size:,} pixels, more than "
                                     f"the {self.max_pixels:,} this server accepts")
         with self.decode_budget.reserve(size, timeout_s=self.decode_wait_s):
             try:
-                image = load_image(image_bytes, max_pixels=self.max_pixels)
+                image = load_image(image_bytes, max_pixels=self.max_pixels, formats=ACCEPTED_FORMATS)
             except ImageError as error:
                 raise RequestError(400, f"cannot decode the image: {error}") from None
             pixels = numpy_preprocess(image, size=self.input_size, resize=self.resize)
@@ -372,6 +378,7 @@ class ImageClassifier:
                 "max_pixels": self.max_pixels,
                 "decode_budget": self.decode_budget.describe(),
                 "content_types": [*ACCEPTED_IMAGE_TYPES, "application/json"],
+                "image_formats": list(ACCEPTED_FORMATS),
             },
             "requests_served": self.requests_served,
             **self.extra_metadata,

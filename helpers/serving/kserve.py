@@ -31,12 +31,19 @@ on the request).
 Errors are ``{"error": "<what is wrong and what was expected>"}`` (one line): 404 for an unknown
 model or version, 400 for a malformed request (invalid JSON, NaN/Infinity, numbers beyond float
 range, integers of more than 32 digits, nesting deeper than 64 levels, unknown field, wrong input
-name/count/datatype/shape, data that does not match the shape), 408 for a body not received
-within ``body_timeout_s``, 413 for a body or tensor over the limits, 415 for a content type
-other than JSON / octet-stream, 500 (logged, no traceback to the client) when the model itself
-fails. The request is parsed and checked in the thread pool, not on the event loop, so a large
-JSON body does not stall other connections. The limits are :mod:`helpers.serving.limits`, shared
-with the ``/predict`` app.
+name/count/datatype/shape, a zero-size dimension, data that does not match the shape), 408 for a
+body not received within ``body_timeout_s``, 413 for a body or tensor over the limits, 415 for a
+content type other than JSON / octet-stream, 422 when finite inputs make the model's outputs NaN
+or infinite (values beyond what its arithmetic holds, e.g. ``3e38`` in FP32: the request's
+fault, told apart from the model's by an all-zero input of the same shape), 500 (logged, no
+traceback to the client) when the model itself fails. The limits are
+:mod:`helpers.serving.limits`, shared with the ``/predict`` app.
+
+Memory: a JSON body's tensors never become Python lists. The declared shapes are checked against
+``max_elements`` before a number is read, and then the numbers go straight into typed arrays
+(:mod:`helpers.serving.v2_json`); binary tensors are read in place. After a large request the
+freed memory is handed back to the operating system, as ``/predict`` does. Everything — parsing,
+checks, the model, the answer — runs in the thread pool, not on the event loop.
 """
 
 from __future__ import annotations
@@ -56,7 +63,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from helpers.runners import InputError, Runner, TensorSpec, ov_dtype_name
-from helpers.serving.limits import RequestProblem, loads_json, read_body
+from helpers.serving import v2_json
+from helpers.serving.limits import RequestProblem, read_body, release_free_memory
+from helpers.serving.v2_client import (
+    _NUMPY_TO_V2,
+    DATATYPES,
+    V2ClientError,
+    datatype_of,
+    decode_response,
+    encode_request,
+    infer,
+    model_metadata,
+    server_ready,
+)
 
 __all__ = [
     "DATATYPES",
@@ -79,36 +98,14 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: v2 datatype → NumPy dtype name (``BYTES`` and ``BF16`` have no NumPy equivalent here).
-DATATYPES = {
-    "BOOL": "bool",
-    "UINT8": "uint8",
-    "UINT16": "uint16",
-    "UINT32": "uint32",
-    "UINT64": "uint64",
-    "INT8": "int8",
-    "INT16": "int16",
-    "INT32": "int32",
-    "INT64": "int64",
-    "FP16": "float16",
-    "FP32": "float32",
-    "FP64": "float64",
-}
-_NUMPY_TO_V2 = {v: k for k, v in DATATYPES.items()}
 #: Largest request body accepted (bytes); larger bodies get a 413.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-#: Largest number of elements in one input tensor; more gets a 413.
+#: Largest number of elements in one input tensor; more gets a 413 (checked before any number is read).
 DEFAULT_MAX_ELEMENTS = 1 << 22
+#: Requests with a body at least this large hand freed memory back to the OS when they are done.
+TRIM_AFTER_BYTES = 1 << 20
 MAX_RANK = 16
 _HEADER_LENGTH = "inference-header-content-length"
-
-
-def datatype_of(dtype: Any) -> str:
-    """The v2 datatype for a NumPy dtype (``float32`` → ``"FP32"``); ``ValueError`` if none."""
-    name = np.dtype(dtype).name
-    if name not in _NUMPY_TO_V2:
-        raise ValueError(f"no v2 datatype for numpy dtype {name} (supported: {sorted(_NUMPY_TO_V2)})")
-    return _NUMPY_TO_V2[name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +273,8 @@ def _from_binary(tensor: RequestInput, dtype: np.dtype, chunk: bytes) -> np.ndar
 
 
 def _decode_inputs(
-    body: InferenceRequest, binary: bytes, runner: Runner, max_elements: int
+    body: InferenceRequest, binary: bytes | memoryview, runner: Runner, max_elements: int,
+    lifted: v2_json.Lifted | None = None, spans: Mapping[int, tuple[int, int]] | None = None,
 ) -> dict[str, np.ndarray]:
     specs = {spec.name: spec for spec in runner.inputs}
     expected = ", ".join(f"{s.name} ({_tensor_metadata(s)['datatype']} "
@@ -293,7 +291,8 @@ def _decode_inputs(
         raise _Problem(400, f"{problem}. The model expects: {expected}")
     arrays: dict[str, np.ndarray] = {}
     offset = 0
-    for tensor in body.inputs:
+    spans = spans or {}
+    for index, tensor in enumerate(body.inputs):
         spec = specs[tensor.name]
         want = _NUMPY_TO_V2.get(spec.dtype, spec.dtype)
         if tensor.datatype not in DATATYPES:
@@ -302,6 +301,9 @@ def _decode_inputs(
         if tensor.datatype != want:
             raise _Problem(400, f"input {tensor.name!r}: datatype {tensor.datatype} but the model "
                                 f"expects {want}")
+        if 0 in tensor.shape:
+            raise _Problem(400, f"input {tensor.name!r}: shape {tensor.shape} has a zero-size dimension "
+                                f"(axis {tensor.shape.index(0)}); every dimension needs at least 1 element")
         if _elements(tensor.shape) > max_elements:
             raise _Problem(413, f"input {tensor.name!r}: shape {tensor.shape} has "
                                 f"{_elements(tensor.shape)} elements, over the limit of {max_elements}")
@@ -315,12 +317,16 @@ def _decode_inputs(
                                     f"the {len(binary) - offset} binary bytes left")
             array = _from_binary(tensor, dtype, binary[offset:offset + size])
             offset += size
+        elif index in spans and lifted is not None:  # numbers straight into a typed array
+            array = v2_json.read_array(lifted.body, spans[index], tensor.shape, dtype,
+                                       datatype=tensor.datatype, where=f"input {tensor.name!r}")
         elif tensor.data is None:
             raise _Problem(400, f"input {tensor.name!r} has no data")
         else:
             array = _from_json_data(tensor, dtype)
         if dtype.kind == "f" and not np.isfinite(array).all():
-            raise _Problem(400, f"input {tensor.name!r} contains NaN or infinity")
+            raise _Problem(400, f"input {tensor.name!r} contains NaN or infinity (or values beyond "
+                                f"the range of {tensor.datatype})")
         arrays[tensor.name] = array
     if offset != len(binary):
         raise _Problem(400, f"{len(binary) - offset} binary bytes after the last binary tensor")
@@ -431,19 +437,15 @@ def router(
         try:
             runner = lookup(name, version)
             raw = await read_body(request, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
-            body, arrays, chosen = await run_in_threadpool(
-                _decode_request, request.headers, raw, runner, max_elements)
         except RequestProblem as problem:
-            return JSONResponse({"error": problem.message}, status_code=problem.status,
-                                headers=problem.headers or None)
-        try:
-            results = await run_in_threadpool(runner.run, arrays)
-        except InputError as bad:
-            return error(400, str(bad))
-        except Exception as failure:  # the model failed: log it, no traceback to the client
-            _log.exception("inference failed for model %s", name)
-            return error(500, f"inference failed ({type(failure).__name__}); see the server log")
-        return _encode_response(name, body.id, results, chosen, error)
+            return _problem_response(problem)
+        large = len(raw) >= TRIM_AFTER_BYTES
+        try:  # parse, check, run and answer in the thread pool: the event loop stays free
+            return await run_in_threadpool(_answer, name, runner, request.headers, raw, max_elements)
+        finally:
+            del raw
+            if large:  # as /predict does: the freed pages go back to the OS, not to glibc's arenas
+                await run_in_threadpool(release_free_memory)
 
     infer_body = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": _inline_schema(InferenceRequest)}}}}
@@ -501,19 +503,85 @@ def router_factory(
     return functools.partial(_router_for, name=name, models=models, options=dict(options))
 
 
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _problem_response(problem: RequestProblem) -> JSONResponse:
+    return JSONResponse({"error": problem.message}, status_code=problem.status,
+                        headers=problem.headers or None)
+
+
+def _answer(name: str, runner: Runner, headers: Mapping[str, str], raw: bytes,
+            max_elements: int) -> Response:
+    """Decode, check, run and encode one inference request (in the thread pool)."""
+    try:
+        body, arrays, chosen = _decode_request(headers, raw, runner, max_elements)
+    except RequestProblem as problem:
+        return _problem_response(problem)
+    try:
+        results = runner.run(arrays)
+    except InputError as bad:
+        return _error(400, str(bad))
+    except Exception as failure:  # the model failed: log it, no traceback to the client
+        _log.exception("inference failed for model %s", name)
+        return _error(500, f"inference failed ({type(failure).__name__}); see the server log")
+    not_finite = [out for out, _ in chosen if np.asarray(results[out]).dtype.kind == "f"
+                  and not np.isfinite(results[out]).all()]
+    if not_finite:
+        return _not_finite_answer(name, runner, arrays, not_finite)
+    return _encode_response(name, body.id, results, chosen, _error)
+
+
+def _not_finite_answer(name: str, runner: Runner, arrays: Mapping[str, np.ndarray],
+                       outputs: Sequence[str]) -> Response:
+    """NaN or infinity in an output: the request's fault (422) if an all-zero input of the same
+    shapes gives finite outputs — its values overflow the model's arithmetic — else the model's (500)."""
+    try:
+        probe = runner.run({key: np.zeros_like(value) for key, value in arrays.items()})
+        model_fault = any(not np.isfinite(np.asarray(probe[out])).all() for out in outputs)
+    except Exception:  # noqa: BLE001 - a model that cannot run on zeros is at fault either way
+        model_fault = True
+    if model_fault:
+        _log.error("model %s: output(s) %s contain NaN or infinity even for an all-zero input", name,
+                   list(outputs))
+        return _error(500, f"output {outputs[0]!r} contains NaN or infinity even for an all-zero "
+                           "input: a fault of the model, not of the request; see the server log")
+    largest = "; ".join(f"input {key!r} has values up to {float(np.abs(value).max()):.3g} in magnitude"
+                        for key, value in arrays.items() if value.dtype.kind == "f" and value.size)
+    return _error(422, f"output {outputs[0]!r} is NaN or infinite for this request (it is finite for "
+                       f"an all-zero input): the input overflows the model's arithmetic ({largest}); "
+                       "send values in the range the model expects")
+
+
 def _decode_request(
     headers: Mapping[str, str], raw: bytes, runner: Runner, max_elements: int
 ) -> tuple[InferenceRequest, dict[str, np.ndarray], list[tuple[str, bool]]]:
-    """Parse and check one inference request body (in the thread pool); raises :class:`_Problem`."""
+    """Parse and check one inference request body (in the thread pool); raises :class:`_Problem`.
+
+    Memory is bounded before any tensor is read: the ``data`` arrays are lifted out of the JSON
+    (:func:`helpers.serving.v2_json.lift_data`), the rest is parsed and validated — names,
+    datatypes, shapes against ``max_elements`` — and only then are the numbers read, straight
+    into arrays of the tensor's dtype.
+    """
     header, binary = _split_body(headers, raw)
+    lifted = v2_json.lift_data(header)
+    payload = v2_json.restore(lifted)
+    spans: dict[int, tuple[int, int]] = {}
+    inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    for index, item in enumerate(inputs if isinstance(inputs, list) else []):
+        if isinstance(item, dict) and lifted.is_placeholder(item.get("data")):
+            spans[index] = lifted.spans[item["data"]]
+            item["data"] = []  # a list for the schema; the numbers are read after every check
     try:
-        body = InferenceRequest.model_validate(loads_json(header))
+        body = InferenceRequest.model_validate(payload)
     except ValidationError as invalid:
         raise _Problem(400, _validation_message(invalid)) from None
-    return body, _decode_inputs(body, binary, runner, max_elements), _selected_outputs(body, runner)
+    arrays = _decode_inputs(body, binary, runner, max_elements, lifted, spans)
+    return body, arrays, _selected_outputs(body, runner)
 
 
-def _split_body(headers: Mapping[str, str], raw: bytes) -> tuple[bytes, bytes]:
+def _split_body(headers: Mapping[str, str], raw: bytes) -> tuple[bytes, bytes | memoryview]:
     content_type = (headers.get("content-type") or "application/json").split(";")[0].strip()
     header_length = headers.get(_HEADER_LENGTH)
     if header_length is None:
@@ -527,7 +595,7 @@ def _split_body(headers: Mapping[str, str], raw: bytes) -> tuple[bytes, bytes]:
     if not 0 < length <= len(raw):
         raise _Problem(400, f"Inference-Header-Content-Length {length} does not fit the "
                             f"{len(raw)}-byte body")
-    return raw[:length], raw[length:]
+    return raw[:length], memoryview(raw)[length:]  # the tensors' bytes are not copied
 
 
 def _encode_response(
@@ -560,96 +628,3 @@ def _encode_response(
     header = json.dumps(body, separators=(",", ":")).encode()
     return Response(header + b"".join(blobs), media_type="application/octet-stream",
                     headers={"Inference-Header-Content-Length": str(len(header))})
-
-
-# --------------------------------------------------------------------------------------------
-# Client (plain JSON over httpx)
-# --------------------------------------------------------------------------------------------
-
-
-class V2ClientError(RuntimeError):
-    """A v2 server answered with an error; ``status`` is the HTTP status, the message its text."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-
-
-def encode_request(
-    inputs: Mapping[str, np.ndarray], *, outputs: Sequence[str] | None = None,
-    request_id: str | None = None,
-) -> dict[str, Any]:
-    """The JSON body of a v2 inference request for named NumPy arrays."""
-    body: dict[str, Any] = {"inputs": [
-        {"name": name, "shape": list(np.shape(array)), "datatype": datatype_of(np.asarray(array).dtype),
-         "data": np.asarray(array).reshape(-1).tolist()}
-        for name, array in inputs.items()
-    ]}
-    if outputs:
-        body["outputs"] = [{"name": name} for name in outputs]
-    if request_id is not None:
-        body["id"] = request_id
-    return body
-
-
-def decode_response(body: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Named NumPy arrays from a (JSON) v2 inference response."""
-    return {
-        out["name"]: np.asarray(out["data"], dtype=DATATYPES.get(out["datatype"], "float32"))
-        .reshape(out["shape"])
-        for out in body["outputs"]
-    }
-
-
-def _raise_for(response: Any) -> None:
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        raise V2ClientError(response.status_code, str(message)[:500])
-
-
-def server_ready(url: str, *, timeout_s: float = 0.5) -> tuple[bool, str]:
-    """``(True, "ready")`` if ``GET {url}/v2/health/ready`` answers 200, else ``(False, why)``.
-
-    The short timeout keeps a notebook from hanging when nothing listens.
-    """
-    import httpx
-
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/v2/health/ready", timeout=timeout_s, trust_env=False)
-    except httpx.HTTPError as failure:
-        return False, f"{type(failure).__name__}: {failure}"
-    return (True, "ready") if response.status_code == 200 else (False, f"HTTP {response.status_code}")
-
-
-def model_metadata(url: str, model: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
-    """``GET {url}/v2/models/{model}``: the model's inputs and outputs."""
-    import httpx
-
-    response = httpx.get(f"{url.rstrip('/')}/v2/models/{model}", timeout=timeout_s, trust_env=False)
-    _raise_for(response)
-    return response.json()
-
-
-def infer(
-    url: str, model: str, inputs: Mapping[str, np.ndarray], *,
-    outputs: Sequence[str] | None = None, timeout_s: float = 10.0, client: Any = None,
-) -> dict[str, np.ndarray]:
-    """``POST {url}/v2/models/{model}/infer`` with JSON tensors; returns named NumPy arrays.
-
-    Works against any v2 server (this suite's router, Triton, KServe, OpenVINO Model Server).
-    ``client`` may be an ``httpx.Client`` to reuse connections. An error answer raises
-    :class:`V2ClientError` with the server's message.
-    """
-    import httpx
-
-    target = f"{url.rstrip('/')}/v2/models/{model}/infer"
-    body = encode_request(inputs, outputs=outputs)
-    if client is None:
-        response = httpx.post(target, json=body, timeout=timeout_s, trust_env=False)
-    else:
-        response = client.post(target, json=body, timeout=timeout_s)
-    _raise_for(response)
-    return decode_response(response.json())

@@ -8,7 +8,9 @@ pieces, on uvicorn and on Ray Serve alike:
   than :data:`MAX_JSON_DEPTH` levels are refused with a one-line :class:`RequestProblem` (400)
   instead of surfacing as ``OverflowError``/``ValueError``/``RecursionError`` (a 500).
 - :func:`read_body` reads a body in chunks with a size cap (413) and a **deadline** (408): a
-  client that sends one byte a second cannot hold a connection and a worker forever.
+  client that sends one byte a second cannot hold a connection and a worker forever. An
+  over-limit body is read and discarded (up to a bound) before the 413, so the client gets the
+  answer rather than a connection reset.
 - :class:`PixelBudget` bounds the pixels decoded at the same time across all requests: a 25 MP
   photo decodes to 75 MB of RGB pixels and the decoding path holds several copies, so sixteen
   at once need gigabytes. Requests beyond the budget wait their turn (503 after a wait limit).
@@ -34,7 +36,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -45,6 +47,7 @@ __all__ = [
     "RequestProblem",
     "header_deadline_protocol",
     "header_pixels",
+    "drain_limit",
     "loads_json",
     "read_body",
     "release_free_memory",
@@ -146,62 +149,91 @@ def loads_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
 _CLOSE = {"connection": "close"}
 
 
-async def read_body(request: Any, *, max_bytes: int, timeout_s: float | None) -> bytes:
+def drain_limit(max_bytes: int) -> int:
+    """How much of an over-limit body :func:`read_body` reads and discards before its 413."""
+    return 2 * max_bytes + (1 << 20)
+
+
+async def read_body(
+    request: Any, *, max_bytes: int, timeout_s: float | None, drain_bytes: int | None = None
+) -> bytes:
     """Read a Starlette request's body: 413 past ``max_bytes``, 408 if not complete in ``timeout_s``.
 
-    A declared ``Content-Length`` over the cap is refused before anything is read. The 413 and
-    408 answers carry ``Connection: close``: the rest of the body is never read.
+    A body over the cap is still read — and thrown away, chunk by chunk — up to ``drain_bytes``
+    (default :func:`drain_limit`: twice the cap plus 1 MiB) within the same deadline, and only then
+    answered with 413: a client usually sends its whole body before it reads the answer, and a
+    server that closes a connection with unread bytes makes the kernel *reset* it, so the client
+    would see a connection error instead of the 413. A declared ``Content-Length`` beyond
+    ``drain_bytes`` is refused before anything is read (uvicorn started by
+    :func:`helpers.serving.serve_in_background` then lingers to drain it:
+    :func:`header_deadline_protocol`). The 413 and 408 answers carry ``Connection: close``.
     """
     from starlette.requests import ClientDisconnect
 
+    drain = drain_limit(max_bytes) if drain_bytes is None else int(drain_bytes)
     declared = request.headers.get("content-length")
+    over = False
     if declared not in (None, ""):
         try:
             length = int(declared)
         except ValueError:
             raise RequestProblem(400, f"invalid Content-Length header {shorten(declared)}") from None
         if length > max_bytes:
-            raise RequestProblem(
-                413, f"request body of {length:,} bytes exceeds the limit of {max_bytes:,} bytes",
-                headers=_CLOSE)
+            over = True
+            if length > drain:
+                raise RequestProblem(413, f"request body of {length:,} bytes exceeds the limit of "
+                                          f"{max_bytes:,} bytes", headers=_CLOSE)
     chunks: list[bytes] = []
     size = 0
 
     async def collect() -> None:
-        nonlocal size
+        nonlocal size, over
         async for chunk in request.stream():
             size += len(chunk)
-            if size > max_bytes:
-                raise RequestProblem(413, f"request body exceeds the limit of {max_bytes:,} bytes",
-                                     headers=_CLOSE)
-            chunks.append(chunk)
+            if over or size > max_bytes:  # over the limit: keep reading, keep nothing
+                over = True
+                chunks.clear()
+                if size > drain:
+                    return
+            else:
+                chunks.append(chunk)
 
     try:
         async with asyncio.timeout(timeout_s):
             await collect()
     except TimeoutError:
+        if over:
+            raise RequestProblem(413, f"request body exceeds the limit of {max_bytes:,} bytes",
+                                 headers=_CLOSE) from None
         raise RequestProblem(
             408, f"the request body was not received within {timeout_s:g} s ({size:,} bytes "
                  "arrived)", headers=_CLOSE) from None
     except ClientDisconnect:
         raise RequestProblem(400, "the client disconnected before sending the whole body") from None
+    if over:
+        raise RequestProblem(413, f"request body of {size:,}{'+' if size > drain else ''} bytes "
+                                  f"exceeds the limit of {max_bytes:,} bytes", headers=_CLOSE)
     return b"".join(chunks)
 
 
 # --------------------------------------------------------------------------------------------
 # Memory under large images
 # --------------------------------------------------------------------------------------------
-def header_pixels(data: bytes) -> int | None:
+def header_pixels(data: bytes, *, formats: Sequence[str] | None = None) -> int | None:
     """Width × height from an image file's header, without decoding it; ``None`` if unknown.
 
     Uses PIL's format plugins directly (their header parsers), so PIL's global decompression-bomb
-    check is neither triggered nor changed; the caller applies its own limit.
+    check is neither triggered nor changed; the caller applies its own limit. ``formats`` (PIL's
+    names) limits the plugins tried to the formats the caller accepts; ``None``: all of them.
     """
     from PIL import Image
 
     Image.init()
     prefix = data[:16]
+    wanted = {f.upper() for f in formats} if formats is not None else None
     for format_id in Image.ID:
+        if wanted is not None and format_id not in wanted:
+            continue
         factory, accept = Image.OPEN[format_id]
         try:
             accepted = accept is None or accept(prefix)
@@ -298,6 +330,60 @@ def _timeout_response(seconds: float) -> bytes:
             + body.encode())
 
 
+#: How long, and for how many bytes, a closing connection keeps reading what its client still sends.
+LINGER_S = 5.0
+LINGER_BYTES = 64 << 20
+
+
+class _LingeringTransport:
+    """A transport whose ``close()``, while the request's body is still arriving, lingers.
+
+    Closing a TCP socket with unread bytes in it makes the kernel answer with a reset, and the
+    client — still busy sending its body — loses the response it was about to read. Like a web
+    server's "lingering close", this half-closes instead (the response is flushed, then FIN),
+    reads and discards what the client still sends, and closes when the client has closed its
+    side, after :data:`LINGER_S`, or after :data:`LINGER_BYTES`, whichever comes first.
+    """
+
+    def __init__(self, transport: Any, protocol: Any) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self.lingering = False
+        self.discarded = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or bool(self._transport.is_closing())
+
+    def close(self) -> None:
+        if self.lingering or self._transport.is_closing():
+            return
+        cycle = getattr(self._protocol, "cycle", None)
+        if cycle is None or not getattr(cycle, "more_body", False) or not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        self.lingering = True
+        self._transport.write_eof()  # after the buffered response: FIN, reading goes on
+        flow = getattr(self._protocol, "flow", None)
+        if flow is not None:
+            flow.resume_reading()
+        self._timer = self._protocol.loop.call_later(LINGER_S, self.finish)
+
+    def discard(self, data: bytes) -> None:
+        self.discarded += len(data)
+        if self.discarded > LINGER_BYTES:
+            self.finish()
+
+    def finish(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport.close()
+
+
 def header_deadline_protocol(header_timeout_s: float) -> type:
     """uvicorn's HTTP protocol class plus a deadline for each request head (pass as ``http=``).
 
@@ -305,6 +391,11 @@ def header_deadline_protocol(header_timeout_s: float) -> type:
     is being handled when it passes, the connection is closed — with a 408 if some bytes of a
     request head had arrived, silently if the connection was idle. Requests in progress are
     never cut (their bodies have :func:`read_body`'s deadline).
+
+    A connection closed after its response while the request body is still arriving (a 413
+    refused from ``Content-Length``) closes *lingering*: it half-closes and discards what the
+    client still sends (at most :data:`LINGER_BYTES`, :data:`LINGER_S`), so the client reads
+    the answer instead of a connection reset.
     """
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
@@ -314,9 +405,13 @@ def header_deadline_protocol(header_timeout_s: float) -> type:
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            self.transport = _LingeringTransport(transport, self)
             self._arm()
 
         def data_received(self, data: bytes) -> None:
+            if isinstance(self.transport, _LingeringTransport) and self.transport.lingering:
+                self.transport.discard(data)
+                return
             self._partial = True
             super().data_received(data)
 
@@ -329,6 +424,8 @@ def header_deadline_protocol(header_timeout_s: float) -> type:
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
+            if isinstance(self.transport, _LingeringTransport):
+                self.transport.finish()
             super().connection_lost(exc)
 
         def _arm(self) -> None:

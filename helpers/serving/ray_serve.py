@@ -1,18 +1,17 @@
-"""Ray for the serving lesson: a local cluster, Ray Serve around the FastAPI app, Ray Data.
+"""Ray for the serving lessons: a local cluster, and Ray Serve around the FastAPI app.
 
 - :func:`ray_cluster` starts a local Ray instance with its temporary folder inside the project's
   outputs (see :func:`ray_temp_dir` about the Unix-socket path limit) and, on exit, shuts Serve
   and Ray down and checks with ``psutil`` that no Ray process (raylet, GCS server, workers) is
   left behind (:func:`ray_processes`). Ray's log lines are kept out of the caller's output:
   workers' logs are not forwarded (``log_to_driver=False``) and what Ray prints while shutting
-  down is captured in :attr:`RayCluster.shutdown_messages`.
+  down is captured in :attr:`RayCluster.shutdown_messages`; Ray Serve's driver-side INFO lines
+  are silenced (its ``ray.serve`` logger is set to WARNING).
 - :func:`ray_serve_app` deploys **the same FastAPI app** as :func:`helpers.serving.create_app`
   on Ray Serve replicas (``@serve.ingress``), with ``@serve.batch`` grouping requests into one
   ONNX Runtime call, and any extra routers (e.g. the KServe v2 protocol,
   :func:`helpers.serving.kserve.router_factory`) built inside each replica; :func:`start_ray_serve`
   runs it on ``127.0.0.1`` with request and keep-alive timeouts on Serve's HTTP proxy.
-- :func:`ray_batch_predict` runs the same model over a folder of images with Ray Data's
-  ``map_batches`` (one session per actor).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from helpers.images import default_resize, load_image, numpy_preprocess
 from helpers.paths import output_dir
 from helpers.serving.app import (
     DEFAULT_BODY_TIMEOUT_S,
@@ -47,7 +45,6 @@ from helpers.serving.app import (
 __all__ = [
     "UNIX_SOCKET_PATH_MAX",
     "RayCluster",
-    "ray_batch_predict",
     "ray_cluster",
     "ray_processes",
     "ray_serve_app",
@@ -238,6 +235,9 @@ def ray_cluster(
                     "agents must start within ~15 s; is the machine overloaded?"
                 ) from error
             _log.warning("Ray start-up attempt %d failed (%s); retrying", attempt, error)
+    # Serve's driver-side INFO lines ("Started Serve...", "Application ... is ready") would land in
+    # the caller's output; warnings still show.
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     cluster = RayCluster(folder, reason, num_cpus, started_s=time.perf_counter() - t0)
     cluster.attempts = attempt
     cluster.processes_at_start = ray_processes(folder)
@@ -403,79 +403,3 @@ def start_ray_serve(
             last = str(error)
         time.sleep(0.25)
     raise TimeoutError(f"Ray Serve did not become ready within {ready_timeout_s} s ({last})")
-
-
-class _RayDataPredictor:
-    """Ray Data ``map_batches`` callable: one ONNX Runtime session per actor."""
-
-    def __init__(
-        self, onnx_path: str, input_size: int, resize: int | None, threads: int
-    ) -> None:
-        from helpers.runners import ort_runner
-
-        self.runner = ort_runner(onnx_path, threads=threads)
-        self.input_name = self.runner.inputs[0].name
-        self.output_name = self.runner.output_names[0]
-        self.input_size = input_size
-        self.resize = resize if resize is not None else default_resize(input_size)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        pixels = np.stack(
-            [
-                numpy_preprocess(load_image(str(p)), size=self.input_size, resize=self.resize)
-                for p in batch["path"]
-            ]
-        )
-        logits = self.runner.run({self.input_name: pixels})[self.output_name]
-        return {"path": batch["path"], "logits": logits}
-
-
-def ray_batch_predict(
-    onnx_path: str | os.PathLike[str],
-    files: Sequence[str | os.PathLike[str]],
-    *,
-    input_size: int = 224,
-    resize: int | None = None,
-    batch_size: int = 8,
-    concurrency: int = 1,
-    threads: int = 1,
-    num_cpus: float = 0.5,
-) -> dict[str, np.ndarray]:
-    """Logits for every image file with Ray Data: ``from_items → map_batches → take_all``.
-
-    Needs a running Ray (:func:`ray_cluster`). ``concurrency`` actors each hold one ONNX Runtime
-    session (a callable class in ``map_batches``), so the model loads once per actor, not once
-    per batch. Preprocessing is the server's (``input_size``, ``resize``: the model's own).
-    Returns ``{path: logits}`` (Ray Data does not promise to keep row order). Ray's native log
-    lines during the run (e.g. a warning about actor constructor arguments in the object store)
-    are kept out of the caller's output (:func:`native_stderr`) and logged at DEBUG level.
-    """
-    import ray
-    import ray.data
-
-    items = [{"path": str(Path(f).resolve())} for f in files]
-    if not items:
-        raise ValueError("no files to predict")
-    context = ray.data.DataContext.get_current()
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no "progress bars disabled" notice
-    context.enable_progress_bars = False  # keep notebook output readable
-    context.print_on_execution_start = False
-    dataset = ray.data.from_items(items).map_batches(
-        _RayDataPredictor,
-        fn_constructor_kwargs={
-            "onnx_path": str(Path(onnx_path).resolve()),
-            "input_size": input_size,
-            "resize": resize,
-            "threads": threads,
-        },
-        batch_size=batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=concurrency),
-        num_cpus=num_cpus,
-    )
-    native: list[str] = []
-    with native_stderr(native):
-        rows = dataset.take_all()
-    for line in native:
-        _log.debug("Ray: %s", line)
-    return {row["path"]: np.asarray(row["logits"]) for row in rows}
