@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from helpers import envreport, runners
+from helpers import envreport
 from helpers.course import exercises
 
 torch.set_num_threads(1)
