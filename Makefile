@@ -1,7 +1,7 @@
 # Two commands a newcomer needs (each sets up its own environment first):
 #   make run    execute the notebook series (ENV=cpu|gpu|openvino, PROFILE=full|test)
 #   make test   unit tests + every notebook in the test profile (ENVS=all|cpu|gpu|openvino)
-# More: make setup (environments + kernels), make lab, make kernels, make lock, make site, make lint.
+# More: make setup (environments + kernels), make models (one-time builds), make lab, make kernels, make lock, make site, make lint.
 # PYTHON=python3.12 picks the interpreter (3.11-3.13) the environments are made with;
 # PYTHON_ENV=$CONDA_PREFIX uses an existing environment instead of .venvs/ (make setup completes
 # it, run and test use it as it is); TORCH=cpu installs PyTorch's CPU-only build (Linux).
@@ -16,7 +16,7 @@ TORCH ?=
 export INSTALLER PYTHON_ENV TORCH
 SUITE = $(PYTHON) scripts/suite.py
 
-.PHONY: run test setup lab kernels lock site lint
+.PHONY: run test setup models lab kernels lock site lint
 
 run:
 	$(SUITE) run --env $(ENV) --profile $(PROFILE)
@@ -26,6 +26,11 @@ test:
 
 setup:
 	$(SUITE) setup --env $(ENVS)
+
+# The one-time builds (QA fine-tune, SmolLM2 conversion, timing graphs); make run and make test do
+# this first, so it is only needed to prepare a classroom's cache ahead.
+models:
+	$(SUITE) models --env $(ENV) --profile $(PROFILE)
 
 lab:
 	$(SUITE) lab --env $(ENV)

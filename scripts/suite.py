@@ -807,11 +807,45 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_models(python: Path, env: str, profile: str, json_path: Path | None = None) -> int:
+    """Make the one-time artifacts the notebooks need (python -m helpers.models.build), so no
+    lesson waits on a fine-tune or a conversion; a failed build is reported, and the notebook that
+    needs it builds it itself with a banner."""
+    say(f"one-time builds for the {profile} profile (quick when cached)")
+    cmd = [str(python), "-m", "helpers.models.build", "--profile", profile]
+    if json_path is not None:
+        cmd += ["--json", str(json_path)]
+    code = subprocess.run(cmd, cwd=ROOT, env=child_env(env, python)).returncode
+    if code != 0:
+        say(f"a one-time build failed (exit {code}); the notebooks that need it will build it themselves")
+    return code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    env = selected_envs(args.env)[0]
+    return build_models(setup(env), env, args.profile)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     env = selected_envs(args.env)
     if len(env) != 1:
         raise SystemExit("[suite] run executes the series in one environment; pass --env cpu|gpu|openvino")
+    start = time.perf_counter()
     python = setup(env[0])
+    environment_seconds = time.perf_counter() - start
+    out_dir = Path(args.output) if args.output else Path(
+        os.environ.get("INFERENCE_SUITE_OUTPUT", ROOT / "outputs")) / f"run-{env[0]}"
+    build_json = out_dir / "builds.json"
+    build_json.unlink(missing_ok=True)
+    build_status = build_models(python, env[0], args.profile, build_json)
+    steps = [{"name": f"environment '{env[0]}'", "status": "ready",
+              "seconds": round(environment_seconds, 1)}]
+    try:
+        steps += json.loads(build_json.read_text())["steps"]
+    except (OSError, ValueError, KeyError):
+        steps.append({"name": "one-time builds", "status": f"FAILED (exit {build_status})", "seconds": 0})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "setup.json").write_text(json.dumps({"steps": steps}, indent=1))
     cmd = [python, "-m", "helpers.course.series", "--env", env[0], "--profile", args.profile]
     if args.only:
         cmd += ["--only", *args.only]
@@ -848,6 +882,8 @@ def cmd_test(args: argparse.Namespace) -> int:
             return 1
     installer = None if os.environ.get("PYTHON_ENV") else choose_installer()
     pythons = {env: setup(env, installer) for env in runs}
+    if not any((ROOT / a.split("::")[0]).exists() for a in args.pytest_args):  # the whole suite
+        build_models(pythons[runs[0]], runs[0], "test")
     totals = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     failed_envs = []
     for env in runs:
@@ -893,6 +929,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("setup", help="create/update the virtual environment(s) and Jupyter kernels")
     p.add_argument("--env", default="all")
     p.set_defaults(func=cmd_setup)
+    p = sub.add_parser("models", help="build the one-time artifacts the notebooks need (make run does)")
+    p.add_argument("--env", default="cpu")
+    p.add_argument("--profile", default="all", choices=["full", "test", "all"])
+    p.set_defaults(func=cmd_models)
     p = sub.add_parser("run", help="execute the notebook series with papermill and write a summary")
     p.add_argument("--env", default="cpu")
     p.add_argument("--profile", default="full", choices=["full", "test"])

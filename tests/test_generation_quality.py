@@ -1,4 +1,4 @@
-"""helpers.generation.quality and .optimum: teacher forcing, perplexity, the quality bar, Optimum's status."""
+"""helpers.generation.quality: teacher forcing, perplexity, the quality bar."""
 
 from __future__ import annotations
 
@@ -91,22 +91,3 @@ def test_fastest_keeping_quality_skips_fast_rows_that_fail() -> None:
     table["keeps_quality"] = False
     assert g.fastest_keeping_quality(table) is None
     assert "90%" in g.QualityBar(0.9, 0.05).describe()
-
-
-def test_optimum_status_is_computed_from_what_is_installed(monkeypatch) -> None:
-    import importlib.metadata as md
-
-    assert g.installed_version("numpy") == md.version("numpy")
-    assert g.installed_version("surely-not-a-distribution-x") is None
-    assert any(r.startswith("numpy") for r in g.declared_requirements("pandas", ("numpy",)))
-    assert g.declared_requirements("surely-not-a-distribution-x", ("numpy",)) == []
-    text = g.optimum_intel_problem(RuntimeError("boom"))
-    if g.installed_version("optimum-intel") is None:
-        assert "not installed" in text
-    else:
-        assert g.installed_version("optimum-intel") in text and "RuntimeError: boom" in text
-        assert md.version("transformers") in text
-    from helpers.generation import optimum
-
-    monkeypatch.setattr(optimum, "installed_version", lambda dist: None)
-    assert "not installed" in optimum.optimum_intel_problem()

@@ -188,7 +188,8 @@ def setup_check_problems(nb: dict) -> list[str]:
     env = (nb.get("metadata", {}).get("inference_suite", {}).get("environments") or ["?"])[0]
     source = "".join(cells[params[0] + 1]["source"])
     problems = []
-    check = re.search(r'^if importlib\.util\.find_spec\("helpers"\) is None:.*?\n(?=\S|\Z)', source, flags=re.M | re.S)
+    check = re.search(r'^if importlib\.util\.find_spec\("helpers"\) is None:.*?(?:\n(?=\S)|\Z)', source,
+                      flags=re.M | re.S)
     if not source.startswith("import importlib.util\n") or check is None:
         return ['the cell does not start with `import importlib.util` and `if importlib.util.find_spec("helpers") is None:`']
     if "raise ModuleNotFoundError(" not in check.group(0):
@@ -230,8 +231,6 @@ def test_setup_check_rule_accepts_the_cell_and_catches_its_mistakes() -> None:
     assert setup_check_problems(notebook("x = 1"))
 
 
-@pytest.mark.skip(reason="no notebook carries the setup-check cell yet (it is being added with the "
-                         "notebooks' rewrite); remove this mark once they do")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_checks_for_helpers_first(path: Path) -> None:
     problems = setup_check_problems(load(path))

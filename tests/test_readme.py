@@ -139,3 +139,22 @@ def test_platform_table_says_what_installs_where() -> None:
         expected = [env for env in suite.ENVIRONMENTS if name in suite.ENV_PLATFORMS[env]]
         assert listed == expected, (label, listed, expected)
     assert "WSL2" in rows["Windows"][1]
+
+
+def test_series_shows_the_core_track_with_its_total_and_a_two_hour_class() -> None:
+    from helpers.course.notebook_info import discover
+
+    infos = {info.path.name[:2]: info for info in discover()}
+    section = _section("The series")
+    core_part, deep_part = section.split("### Deep dives", 1)
+    core_rows = re.findall(r"^\| (\d\d) \|", core_part, re.M)
+    deep_rows = re.findall(r"^\| (\d\d) \|", deep_part, re.M)
+    assert core_rows == sorted(n for n, i in infos.items() if i.track == "core")
+    assert deep_rows == sorted(n for n, i in infos.items() if i.track != "core")
+    total = sum(infos[n].minutes or 0 for n in core_rows)
+    assert f"### Core track ({total} min)" in core_part, f"the core track's heading says its total, {total} min"
+    lesson = re.search(r"\*\*A two-hour class\*\* \((\d+) min\): (.*)", deep_part)
+    assert lesson, "a two-hour class path is given"
+    chosen = re.findall(r"\b(\d\d) \(", lesson.group(2))
+    assert chosen and all(n in infos for n in chosen)
+    assert int(lesson.group(1)) == sum(infos[n].minutes or 0 for n in chosen) <= 120

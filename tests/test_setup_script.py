@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 import subprocess
 import sys
@@ -74,11 +75,13 @@ def test_make_test_skips_environments_without_wheels_and_says_why(
     set_up = []
     monkeypatch.setattr(suite, "setup", lambda env, installer=None: set_up.append(env) or Path(sys.executable))
     monkeypatch.setattr(suite, "choose_installer", lambda requested=None: None)
-    started = []
+    started, built = [], []
+    monkeypatch.setattr(suite, "build_models", lambda python, env, profile, *a: built.append((env, profile)) or 0)
     monkeypatch.setattr(suite.subprocess, "Popen", lambda cmd, **kw: started.append(cmd) or _FakeProcess(cmd))
     assert suite.cmd_test(argparse.Namespace(env="all", pytest_args=[])) == 0
     out = capsys.readouterr().out
     assert set_up == ["cpu"] and len(started) == 1
+    assert built == [("cpu", "test")], "the one-time builds run once, before the notebooks"
     assert "skipping environment 'gpu'" in out and "skipping environment 'openvino'" in out
     assert "onnxruntime-openvino is published for linux-x86_64, windows-x86_64 only" in out
     assert "all: 2 passed, 0 failed, 1 skipped" in out
@@ -232,3 +235,29 @@ def test_uv_gets_the_indexes_pip_is_configured_with() -> None:
                            "--find-links=/opt/wheels"]
     assert options[-2:] == ["--index-strategy", "unsafe-best-match"]
     assert suite.index_options_from_pip_config("") == []
+
+
+def test_make_run_builds_first_and_records_the_set_up_steps(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """make run: the environment, then the one-time builds (their JSON), recorded in setup.json for
+    the series summary, then the notebooks."""
+    monkeypatch.delenv("PYTHON_ENV", raising=False)
+    monkeypatch.setattr(suite, "setup", lambda env, installer=None: Path(sys.executable))
+    calls: list[list[str]] = []
+
+    def fake_build(python: Path, env: str, profile: str, json_path: Path | None = None) -> int:
+        assert json_path is not None
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"steps": [{"name": "build qa", "status": "ready", "seconds": 2.5}]}))
+        calls.append(["build", env, profile])
+        return 0
+
+    monkeypatch.setattr(suite, "build_models", fake_build)
+    monkeypatch.setattr(suite.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    args = argparse.Namespace(env="cpu", profile="test", only=None, output=str(tmp_path / "run"))
+    assert suite.cmd_run(args) == 0
+    assert calls[0] == ["build", "cpu", "test"] and "helpers.course.series" in calls[1]
+    steps = json.loads((tmp_path / "run" / "setup.json").read_text())["steps"]
+    assert [s["name"] for s in steps] == ["environment 'cpu'", "build qa"]
+    assert steps[1]["seconds"] == 2.5 and steps[0]["status"] == "ready"

@@ -21,7 +21,8 @@
    which yields text pieces as tokens are produced.
 4. **Quality.** :mod:`.quality`: teacher-forced next-token agreement with fp32 and perplexity
    on held-out public-domain text (:func:`held_out_text`), per precision, and "fastest" as the
-   fastest path that keeps quality; :mod:`.optimum`: whether Hugging Face Optimum runs here.
+   fastest path that keeps quality (whether Hugging Face Optimum runs here:
+   :mod:`helpers.models.optimum`).
 5. **Speed.** :mod:`.kv_buffer`: a graph that reads a preallocated KV buffer and returns only
    the new keys/values, run with ONNX Runtime I/O binding (:class:`BoundGenerator`);
    :mod:`.weights`: bytes read per token, the memory-bandwidth bound, weight-only INT8/INT4
@@ -61,11 +62,6 @@ from helpers.generation.loop import (
     hf_generate,
     next_token_candidates,
     step_function,
-)
-from helpers.generation.optimum import (
-    declared_requirements,
-    installed_version,
-    optimum_intel_problem,
 )
 from helpers.generation.quality import (
     HeldOutText,
@@ -125,11 +121,8 @@ __all__ = [
     "build_genai_model",
     "decode_graphs",
     "decode_workloads",
-    "declared_requirements",
     "fastest_keeping_quality",
     "held_out_text",
-    "installed_version",
-    "optimum_intel_problem",
     "perplexity",
     "quality_table",
     "teacher_forced_logits",

@@ -20,13 +20,15 @@ built; the table at the end says which failed and why), 2 for a bad command line
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["ARTIFACTS", "PROFILES", "Artifact", "BuildResult", "build", "main", "select"]
+__all__ = ["ARTIFACTS", "PROFILES", "Artifact", "BuildResult", "build", "main", "select", "write_json"]
 
 PROFILES = ("test", "full")
 
@@ -227,6 +229,23 @@ def report(results: Sequence[BuildResult]) -> str:
     return "\n".join(lines)
 
 
+def write_json(results: Sequence[BuildResult], path: Path) -> Path:
+    """``{"steps": [{name, what, status, seconds, note}, ...]}`` at ``path`` (parents created)."""
+    steps = [
+        {
+            "name": f"build {r.name}",
+            "what": r.what,
+            "status": "ready" if r.ok else "FAILED",
+            "seconds": round(r.seconds, 1),
+            "note": r.note,
+        }
+        for r in results
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"steps": steps}, indent=1))
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -248,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the artifacts and exit")
     parser.add_argument("--no-progress", action="store_true", help="no overall progress bar")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the results as JSON (the series summary reads it)"
+    )
     args = parser.parse_args(argv)
     if args.list:
         for a in ARTIFACTS:
@@ -259,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))  # exits with status 2
     results = build(chosen, progress=not args.no_progress)
     print(report(results), flush=True)
+    if args.json:
+        write_json(results, Path(args.json))
     return 0 if all(r.ok for r in results) else 1
 
 

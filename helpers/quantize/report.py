@@ -13,6 +13,7 @@ quality — the fp32 reference itself when no quantized variant is both faster a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -105,7 +106,7 @@ def speed_and_agreement(
     one = np.ascontiguousarray(pixels[:1])
     calls = {name: _as_call(v) for name, v in variants.items()}
     timing = interleaved(
-        {name: Workload(call=lambda c=c: c(one), runs=runs, warmup=warmup) for name, c in calls.items()}
+        {name: Workload(call=functools.partial(c, one), runs=runs, warmup=warmup) for name, c in calls.items()}
     )
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame["keeps_quality"] = frame["top1_agreement"] >= floor

@@ -264,7 +264,7 @@ def _from_json_data(tensor: RequestInput, dtype: np.dtype) -> np.ndarray:
         return array.astype(dtype).reshape(tensor.shape)
 
 
-def _from_binary(tensor: RequestInput, dtype: np.dtype, chunk: bytes) -> np.ndarray:
+def _from_binary(tensor: RequestInput, dtype: np.dtype, chunk: bytes | memoryview) -> np.ndarray:
     expected = _elements(tensor.shape) * dtype.itemsize
     if len(chunk) != expected:
         raise _Problem(400, f"input {tensor.name!r}: binary_data_size is {len(chunk)} bytes but "

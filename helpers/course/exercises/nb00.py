@@ -111,6 +111,7 @@ register(
         checker=_check_00_1,
         context=("path", "report"),
         call='exercises.check("00.1", open_session, path=probe_path, report=report)',
+        writes_code=True,
         solution="def open_session(path, wanted):\n"
         "    options = ort.SessionOptions()\n"
         "    options.intra_op_num_threads = 1\n"

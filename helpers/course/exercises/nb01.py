@@ -102,6 +102,7 @@ register(
         checker=_check_01_1,
         context=("model", "x", "folder"),
         call='exercises.check("01.1", round_trip, model=model, x=x, folder=out)',
+        writes_code=True,
         solution="from safetensors.torch import load_file, save_file\n\n"
         "def round_trip(model, path):\n"
         "    save_file(model.state_dict(), path)\n"
@@ -160,6 +161,7 @@ register(
         checker=_check_01_2,
         context=("model", "x"),
         call='exercises.check("01.2", predict, model=model, x=x)',
+        writes_code=True,
         solution="def predict(model, batch):\n"
         "    model.eval()                      # dropout off, batch-norm uses running statistics\n"
         "    with torch.inference_mode():      # no graph, no saved tensors\n"

@@ -105,6 +105,7 @@ register(
         checker=_check_02_2,
         context=("model", "x"),
         call='exercises.check("02.2", answer, model=model, x=x)',
+        writes_code=True,
         solution='batch = torch.export.Dim("batch", min=1, max=32)\n'
         "answer = torch.export.export(model.eval(), (x,), dynamic_shapes=({0: batch},))\n"
         "# x has a batch of 2: an example batch of 1 would be specialised",

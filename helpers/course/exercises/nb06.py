@@ -157,6 +157,7 @@ register(
         optional_context=("max_answer_len",),
         call='exercises.check("06.1", ask_with_session, session=my_session, onnx_path=onnx_path, '
         'examples=held_out[:12], expected=answers["ORT fp32"][:12])',
+        writes_code=True,
         solution="options = ort.SessionOptions()\n"
         "options.intra_op_num_threads = 1\n"
         "options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED\n"

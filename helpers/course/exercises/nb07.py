@@ -93,6 +93,7 @@ register(
             'exercises.check("07.1", teacher_forced_top1, session=sessions["fp32"], layout=layout, '
             'token_ids=text_ids[:24], reference=logits["ORT fp32"][:24])'
         ),
+        writes_code=True,
         solution=(
             "def teacher_forced_top1(session, token_ids):\n"
             "    past, top1 = layout.empty_past(batch=1), []\n"

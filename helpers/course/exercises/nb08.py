@@ -69,6 +69,7 @@ register(
         checker=_check_08_1,
         context=("photos", "expected"),
         call='exercises.check("08.1", answer, photos=jpegs[:8], expected=local_top1[:8])',
+        writes_code=True,
         solution=(
             "from fastapi import FastAPI, HTTPException, Request\n\n"
             "top1_app = FastAPI()\n\n\n"

@@ -25,7 +25,8 @@ class _ScriptedCall:
     own duration, so the check compares the learner's numbers with what really happened."""
 
     def __init__(self, warm: int) -> None:
-        self.warm, self.calls, self.durations = warm, 0, []
+        self.warm, self.calls = warm, 0
+        self.durations: list[float] = []
 
     def __call__(self) -> None:
         start = time.perf_counter()
