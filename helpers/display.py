@@ -262,6 +262,8 @@ def progress(
             disable=disable,
             leave=leave,
             delay=delay,
+            # a log file (CI, make test) gets a line every 30 s, not one per update
+            mininterval=0.1 if sys.stderr.isatty() else 30.0,
         )
     live = os.environ.get(BATCH_ENV, "") not in ("1", "true", "yes")
     return Progress(
