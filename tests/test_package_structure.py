@@ -174,7 +174,8 @@ def test_no_test_file_is_longer_than_the_limit() -> None:
     too_long = {path: n for path, n in lengths.items() if n > MAX_MODULE_LINES}
     assert too_long == {}, (
         f"test files over {MAX_MODULE_LINES} lines: {too_long}; split each by concept into "
-        "tests/test_<module>.py and tests/test_<module>_<concept>.py (shared helpers in tests/fakes.py)"
+        "tests/test_<module>.py and tests/test_<module>_<concept>.py (what both need in a shared module "
+        "of tests/, as tests/fakes.py)"
     )
 
 

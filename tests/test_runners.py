@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes import OUTPUTS, SPECS, TinyConvNet, tiny_batch, tiny_conv_net, tiny_expected, tiny_program
+from tiny_classifier import (
+    OUTPUTS,
+    SPECS,
+    TinyConvNet,
+    tiny_batch,
+    tiny_conv_net,
+    tiny_expected,
+    tiny_program,
+)
 
 from helpers import runners
 from helpers.runners import (
