@@ -50,8 +50,8 @@ def _notebook_envs(path: Path) -> list[str]:
 # Unit-test modules that exercise what differs between environments (ONNX Runtime package,
 # execution providers). Everything else runs in the cpu environment.
 ENV_SPECIFIC_MODULES = {
-    "test_envreport.py", "test_runners.py", "test_runtime_ep_threads.py", "test_runtime_registry.py",
-    "test_series.py",
+    "test_envreport.py", "test_runners.py", "test_runners_trust.py", "test_runtime_ep_threads.py",
+    "test_runtime_registry.py", "test_series.py",
 }
 
 

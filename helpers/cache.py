@@ -3,8 +3,8 @@
 - :func:`cached_build` — a folder built by a function, under ``helpers.paths.cache_dir(...)``:
   written into a temporary folder, a manifest (sizes and SHA-256) written last, then renamed
   into place atomically. An entry whose manifest is missing or does not match its files exactly (an
-  interrupted build, a truncated or edited file, a file added after the build) is rebuilt with a :class:`CacheWarning`, never
-  half-used. :func:`verify` is the check.
+  interrupted build, a truncated or edited file, a file added after the build) is rebuilt with a
+  :class:`CacheWarning`, never half-used. :func:`verify` is the check.
 - :func:`file_sha256` — a file's SHA-256, computed the first time a process asks and then
   remembered while the file provably has not changed (same inode, size, modification *and*
   status-change time). A modification time can be put back with ``os.utime``; the status-change
@@ -120,7 +120,8 @@ def verify(folder: Path) -> tuple[bool, str]:
 
     An entry is exactly its manifest: a file the manifest does not list (say a
     ``special_tokens_map.json`` or ``chat_template.jinja`` added later, which a loader would
-    read) fails the check as much as a missing or changed one. Sizes are always compared, and every file's SHA-256 with :func:`file_sha256`: hashed on the
+    read) fails the check as much as a missing or changed one. Sizes are always compared, and
+    every file's SHA-256 with :func:`file_sha256`: hashed on the
     first check in a process and again whenever the file may have changed (its ctime moved) —
     a kept size and a restored modification time do not hide an edit.
     """
@@ -161,7 +162,8 @@ def cached_build(
     """The verified cache folder ``cache_dir(folder)/key``, built with ``build(tmp_folder)`` if needed.
 
     ``folder`` names a sub-folder of the model cache (:func:`helpers.paths.cache_dir`); a
-    ``Path`` is used as the root directly. ``build`` writes its files into the empty folder it is given. Returns ``(entry, note)``; the
+    ``Path`` is used as the root directly. ``build`` writes its files into the empty folder it is
+    given. Returns ``(entry, note)``; the
     note says whether the entry was reused, built or rebuilt (and why), for showing to the
     learner. ``rebuild=True`` builds again even when a valid entry exists. A damaged entry
     (missing manifest, a missing, truncated or edited file, a file the manifest does not list)

@@ -299,7 +299,8 @@ def load(
     """Load a model for ``task`` from ``source`` and (by default) show a banner saying what ran.
 
     ``task``: one of :data:`TASKS` (a registered :class:`TaskRecord`); ``source``: one of
-    :data:`SOURCES`; ``variant``: one of :data:`VARIANTS` for the task (``None`` = default; it picks the canonical model, e.g.
+    :data:`SOURCES`; ``variant``: one of :data:`VARIANTS` for the task (``None`` = default; it
+    picks the canonical model, e.g.
     ``"small"`` for DistilBERT SQuAD). ``auto`` tries canonical → offline → tiny and says why
     each step was skipped. An explicit source that cannot be loaded raises :class:`CatalogError`.
     """

@@ -190,7 +190,8 @@ def load_image(
     Accepts a path, raw bytes, a binary file object or a ``PIL.Image``. Only the ``formats``
     listed (PIL's names, default :data:`IMAGE_FORMATS`; ``None``: every format PIL knows) are
     opened: a file of another format (ICO, TGA, DDS, ... sent as a JPEG) is refused, and PIL
-    never decodes it (only its header is read, to name the format in the message). Handles grayscale (``L``/``1``), palette (``P``), alpha
+    never decodes it (only its header is read, to name the format in the message). Handles
+    grayscale (``L``/``1``), palette (``P``), alpha
     (``RGBA``/``LA``/``PA``, composited on white), ``CMYK``, ``YCbCr``/``LAB``/``HSV`` and
     16-/32-bit integer or float images (rescaled from their actual range to 0–255). EXIF
     orientation is applied. Rejected: unreadable or truncated data, files that are not images,

@@ -95,7 +95,8 @@ def test_notebook_00_runs_under_the_standard_python3_kernel(fresh_venv: Path, tm
     assert nb.metadata.kernelspec.name == "python3"
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors
-    version = subprocess.run([str(fresh_venv / "bin" / "python"), "-c", "import platform; print(platform.python_version())"],
+    version = subprocess.run([str(fresh_venv / "bin" / "python"), "-c",
+                              "import platform; print(platform.python_version())"],
                              capture_output=True, text=True, check=True).stdout.strip()
     assert nb.metadata.language_info.version == version, "the kernel is the fresh venv's Python"
 
@@ -103,7 +104,8 @@ def test_notebook_00_runs_under_the_standard_python3_kernel(fresh_venv: Path, tm
 def installed(venv: Path) -> dict[str, str]:
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c",
-         "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
+         "import importlib.metadata as m, json; "
+         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
         capture_output=True, text=True, check=True)
     return {suite.canonical(n): v for n, v in json.loads(out.stdout).items()}
 

@@ -363,7 +363,8 @@ def test_beam_search_on_llama_in_pytorch_and_one_beam_is_greedy():
     mask = (ids != 0).astype(np.int64)
     loop = g.Generator(torch_step(model), g.CacheLayout.from_config(cfg), eos_token_id=2, pad_token_id=3)
     ref, _ = g.hf_generate(model, ids, mask, max_new_tokens=6, num_beams=3, stop_on_eos=False, pad_token_id=3)
-    assert np.array_equal(g.beam_search(loop, ids, mask, num_beams=3, max_new_tokens=6, stop_on_eos=False).new_tokens, ref)
+    beam = g.beam_search(loop, ids, mask, num_beams=3, max_new_tokens=6, stop_on_eos=False)
+    assert np.array_equal(beam.new_tokens, ref)
     with pytest.raises(ValueError, match="non-zero pad_token_id"):  # transformers would fail deep inside
         g.hf_generate(model, ids, mask, max_new_tokens=6, num_beams=3, stop_on_eos=False)
     one = g.beam_search(loop, ids, mask, num_beams=1, max_new_tokens=6, stop_on_eos=False)

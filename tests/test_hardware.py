@@ -101,7 +101,8 @@ def test_macos_flags_come_from_sysctl(tmp_path: Path, monkeypatch: pytest.Monkey
     assert info["model"] == "Apple M2" and info["flags_source"] == "sysctl"
     assert {"arm.feat_bf16", "neon"} <= set(info["all_flags"]) and "arm.feat_sme" not in info["all_flags"]
     assert info["flags"]["avx2"] is False, "known flags: an Apple CPU has no AVX2"
-    answers[("-n", "machdep.cpu.features", "machdep.cpu.leaf7_features")] = "FPU SSE4.2 AVX1.0\nAVX2 AVX512F AVX512VNNI\n"
+    answers[("-n", "machdep.cpu.features", "machdep.cpu.leaf7_features")] = (
+        "FPU SSE4.2 AVX1.0\nAVX2 AVX512F AVX512VNNI\n")
     intel = hardware._read_cpu_info(str(tmp_path / "no-cpuinfo"), "darwin")
     assert hardware.cpu_features(intel["all_flags"]) == {
         "AVX2": True, "AVX-512": True, "VNNI": True, "AMX-BF16": False, "AMX-INT8": False}

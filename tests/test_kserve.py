@@ -177,15 +177,16 @@ BAD_REQUESTS = [
     ("nesting deeper than the shape", "toy", {"content": _deep(50)}, 400, "nested 50 levels deep"),
     ("huge body", "toy", {"content": b" " * 1_000_001}, 413, "exceeds the limit"),
     ("unknown output", "toy", {"json": {**GOOD, "outputs": [{"name": "probs"}]}}, 400, "unknown output(s) ['probs']"),
-    ("classification extension", "toy", {"json": {**GOOD, "outputs": [{"name": "logits", "parameters":
-                                                                       {"classification": 3}}]}}, 400, "classification"),
+    ("classification extension", "toy",
+     {"json": {**GOOD, "outputs": [{"name": "logits", "parameters": {"classification": 3}}]}}, 400, "classification"),
     ("wrong content type", "toy", {"content": json.dumps(GOOD).encode(), "headers": {"content-type": "text/plain"}},
      415, "application/json"),
-    ("binary header length past the body", "toy", {"content": b"{}", "headers": {"Inference-Header-Content-Length": "99"}},
-     400, "does not fit"),
-    ("binary size mismatch", "toy", {"content": json.dumps(body(X, data=None, parameters={"binary_data_size": 8})).encode()
-                                     + b"\0" * 8, "headers": {"Inference-Header-Content-Length": str(len(json.dumps(
-                                         body(X, data=None, parameters={"binary_data_size": 8}))))}},
+    ("binary header length past the body", "toy",
+     {"content": b"{}", "headers": {"Inference-Header-Content-Length": "99"}}, 400, "does not fit"),
+    ("binary size mismatch", "toy",
+     {"content": json.dumps(body(X, data=None, parameters={"binary_data_size": 8})).encode() + b"\0" * 8,
+      "headers": {"Inference-Header-Content-Length": str(len(json.dumps(
+          body(X, data=None, parameters={"binary_data_size": 8}))))}},
      400, "needs 48"),
 ]
 

@@ -191,7 +191,8 @@ def setup_check_problems(nb: dict) -> list[str]:
     check = re.search(r'^if importlib\.util\.find_spec\("helpers"\) is None:.*?(?:\n(?=\S)|\Z)', source,
                       flags=re.M | re.S)
     if not source.startswith("import importlib.util\n") or check is None:
-        return ['the cell does not start with `import importlib.util` and `if importlib.util.find_spec("helpers") is None:`']
+        return ['the cell does not start with `import importlib.util` and '
+                '`if importlib.util.find_spec("helpers") is None:`']
     if "raise ModuleNotFoundError(" not in check.group(0):
         problems.append("a missing `helpers` does not raise ModuleNotFoundError")
     if f"pip install -e '.[{env}]'" not in check.group(0):

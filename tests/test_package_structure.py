@@ -142,8 +142,9 @@ def test_no_import_cycle_in_helpers() -> None:
 # Size, packaging and the map of modules
 # --------------------------------------------------------------------------------------------
 
-#: The most lines a module may have — every line, blank ones included, as ``wc -l`` and an editor
-#: count them (the number a reader meets). Beyond it a module usually does two jobs: split it.
+#: The most lines a module of helpers/ (and a file of tests/) may have — every line, blank ones
+#: included, as ``wc -l`` and an editor count them (the number a reader meets). Beyond it a module
+#: usually does two jobs: split it.
 MAX_MODULE_LINES = 700
 
 
@@ -157,6 +158,25 @@ def test_no_module_is_longer_than_the_limit() -> None:
     assert "helpers/runners/base.py" in lengths and all(n > 0 for n in lengths.values())
     too_long = {path: n for path, n in lengths.items() if n > MAX_MODULE_LINES}
     assert too_long == {}, f"modules over {MAX_MODULE_LINES} lines (split them by job): {too_long}"
+
+
+def lengths_of_test_files() -> dict[str, int]:
+    """``{path relative to the repo: number of lines}`` for every Python file in tests/ (the same
+    count as :func:`module_lengths`)."""
+    tests = sorted((ROOT / "tests").glob("*.py"))
+    return {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in tests}
+
+
+def test_no_test_file_is_longer_than_the_limit() -> None:
+    """The cap covers tests/ too: a test file past it usually tests two concepts."""
+    lengths = lengths_of_test_files()
+    assert "tests/test_package_structure.py" in lengths and all(n > 0 for n in lengths.values())
+    too_long = {path: n for path, n in lengths.items() if n > MAX_MODULE_LINES}
+    assert too_long == {}, (
+        f"test files over {MAX_MODULE_LINES} lines: {too_long}; split each by concept into "
+        "tests/test_<module>.py and tests/test_<module>_<concept>.py (what both need in a shared module "
+        "of tests/, as tests/fakes.py)"
+    )
 
 
 def subpackages() -> set[str]:

@@ -85,7 +85,8 @@ def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, l
 def test_papermill_profile_parameter_alone_changes_derived_settings(tmp_path: Path) -> None:
     """The parameters cell holds literals; settings derived in the next cell follow `-p profile`."""
     info = synthetic(tmp_path, "97_derived", 'profile = "full"\nruns = None',
-                     "from helpers.course.settings import by_profile\nruns = by_profile(runs, profile, test=1, full=100)",
+                     "from helpers.course.settings import by_profile\n"
+                     "runs = by_profile(runs, profile, test=1, full=100)",
                      "assert (profile, runs) == ('test', 1), (profile, runs)")
     run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
     assert run.status == "passed", run.error
@@ -173,7 +174,8 @@ def test_summary_reads_as_text_not_raw_dicts(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| 94_x.ipynb"))
     assert "{" not in row and "'" not in row, row
     assert "fp32: 100, bf16: 101," in row and "… 1 more GFLOP/s" in row
-    assert "fp32 GEMM: (value: 322, spread: 0.0123)" in row and "ORT: 41.2, OpenVINO: (1.5, 2.25) ms" in row and "yes" in row
+    assert "fp32 GEMM: (value: 322, spread: 0.0123)" in row
+    assert "ORT: 41.2, OpenVINO: (1.5, 2.25) ms" in row and "yes" in row
     assert "## Set-up" in text and "| models | ok | 213 |" in text and "Set-up took 294 s" in text
     assert "Executing the notebooks took 12 s" in text
     assert text.index("## Set-up") < text.index("## Notebooks")

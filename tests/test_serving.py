@@ -126,7 +126,8 @@ BAD_REQUESTS = [
     ("json bad base64", {"json": {"image": "***"}}, 422),
     ("json top_k zero", {"json": {"image": base64.b64encode(_jpeg()).decode(), "top_k": 0}}, 422),
     ("json top_k too big", {"json": {"image": base64.b64encode(_jpeg()).decode(), "top_k": 11}}, 422),
-    ("json return_logits not bool", {"json": {"image": base64.b64encode(_jpeg()).decode(), "return_logits": "yes"}}, 422),
+    ("json return_logits not bool",
+     {"json": {"image": base64.b64encode(_jpeg()).decode(), "return_logits": "yes"}}, 422),
 ]
 
 

@@ -254,7 +254,8 @@ def test_make_run_builds_first_and_records_the_set_up_steps(
         return 0
 
     monkeypatch.setattr(suite, "build_models", fake_build)
-    monkeypatch.setattr(suite.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    monkeypatch.setattr(suite.subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
     args = argparse.Namespace(env="cpu", profile="test", only=None, output=str(tmp_path / "run"))
     assert suite.cmd_run(args) == 0
     assert calls[0] == ["build", "cpu", "test"] and "helpers.course.series" in calls[1]

@@ -135,7 +135,8 @@ def measure_throughput(
     warmup = 2 * in_flight if warmup is None else warmup
     validate_inputs(runner.inputs, inputs)
     counts = {"requests": requests, "in_flight": in_flight, "warmup": warmup}
-    with getattr(runner, "thread_scope", contextlib.nullcontext)():  # e.g. PyTorch's process-wide thread count, once for the measurement
+    # thread_scope: e.g. PyTorch's process-wide thread count, set once for the measurement
+    with getattr(runner, "thread_scope", contextlib.nullcontext)():
         if method == "async" and queueing is not None:
             seconds, latencies = _timed_async(queueing, inputs, **counts)
         else:

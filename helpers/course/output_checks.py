@@ -264,8 +264,8 @@ def _cell_output_problems(cell: Mapping[str, Any], *, legacy: bool) -> Iterator[
             match = _NATIVE_LOG.search(ANSI.sub("", _text(output.get("text", ""))))
             if match:
                 text = ANSI.sub("", _text(output.get("text", "")))
-                yield "native-log", f"\"{_shown(_line_with(text, match.start()), 120)}\" — silence it, or say what it " \
-                    "means"
+                yield "native-log", f"\"{_shown(_line_with(text, match.start()), 120)}\" — silence it, or say " \
+                    "what it means"
         if kind == "execute_result" and plain is not None:
             value = plain.strip()
             if _BARE_VALUE.fullmatch(value) or _DEFAULT_REPR.fullmatch(value):

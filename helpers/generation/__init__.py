@@ -29,8 +29,8 @@
    (``MatMulNBits``); :mod:`.genai`: ONNX Runtime GenAI's builder and loop side by side.
 
 Layout: :mod:`.kv_cache` (1), :mod:`.tokens` (prompts, checks and 3), :mod:`.loop` (2 and the
-reference ``hf_generate``), :mod:`.beam`, :mod:`.kv_buffer`, :mod:`.weights`, :mod:`.genai`, :mod:`.speed` (every graph of a
-model, cached; the timed paths; the bound columns).
+reference ``hf_generate``), :mod:`.beam`, :mod:`.kv_buffer`, :mod:`.weights`, :mod:`.genai`,
+:mod:`.speed` (every graph of a model, cached; the timed paths; the bound columns).
 Import everything from ``helpers.generation``.
 
 Positions follow transformers' rule for left padding: ``cumsum(attention_mask) - 1``, with the

@@ -5,7 +5,8 @@ lock, every call uses all the threads. A server or a batch job wants **throughpu
 ``PERFORMANCE_HINT=THROUGHPUT`` splits the cores into several *streams*, each running its own
 infer request, so several inputs are in flight at once.
 
-- :mod:`helpers.runners.openvino_throughput` (re-exported here) — :func:`openvino_throughput_runner` → a :class:`ThroughputRunner` (a
+- :mod:`helpers.runners.openvino_throughput` (re-exported here) — :func:`openvino_throughput_runner`
+  → a :class:`ThroughputRunner` (a
   :class:`helpers.runners.Runner`): a pool of infer requests, so :meth:`~ThroughputRunner.run`
   is thread-safe and concurrent calls (FastAPI's thread pool, a load test) run in parallel on
   the streams; :meth:`~ThroughputRunner.run_many` pushes a list of inputs through an

@@ -1,7 +1,8 @@
 """Quality next to speed for quantized classifiers: one row per variant, and the fastest that keeps quality.
 
 A *variant* is any callable ``pixels -> logits`` (a raw ``InferenceSession`` wrapped in a lambda,
-an OpenVINO compiled model) or a suite runner (:mod:`helpers.runners`: fed ``{its input: pixels}``). :func:`speed_and_agreement` runs every variant on
+an OpenVINO compiled model) or a suite runner (:mod:`helpers.runners`: fed ``{its input: pixels}``).
+:func:`speed_and_agreement` runs every variant on
 the same evaluation photos, compares its top-1 answers with the reference's (the fp32 model), and
 times one image per call in **interleaved rounds** (:func:`helpers.benchmark.interleaved`), so
 a change in the machine's load hits every variant alike. A variant *keeps quality* when its

@@ -33,8 +33,10 @@ class _ScriptedCall:
         self.calls += 1
         if self.calls <= self.warm:
             pause = _WARMUP_S
+        elif (self.calls - self.warm) % 8 == 0:
+            pause = _SLOW_S
         else:
-            pause = _SLOW_S if (self.calls - self.warm) % 8 == 0 else _STEADY_S
+            pause = _STEADY_S
         time.sleep(pause)
         self.durations.append(time.perf_counter() - start)
 

@@ -39,7 +39,8 @@ def _check_12_1(answer: Any, layout: Any, batch: Any, tokens: Any) -> Feedback:
     for value, hint in hints.items():
         if value != expected and is_close(got, value, 1e-6):
             raise Wrong(f"{got:.0f} bytes is not it.", hint)
-    raise Wrong(f"{got:.0f} bytes is not it.", "2 x layers x KV heads x head size x bytes per element x batch x tokens.")
+    raise Wrong(f"{got:.0f} bytes is not it.",
+                "2 x layers x KV heads x head size x bytes per element x batch x tokens.")
 
 
 register(
@@ -53,7 +54,8 @@ register(
         ),
         checker=_check_12_1,
         context=("layout", "batch", "tokens"),
-        call='exercises.check("12.1", answer, layout=layout, batch=len(prompts), tokens=enc["input_ids"].shape[1] + max_new_tokens)',
+        call='exercises.check("12.1", answer, layout=layout, batch=len(prompts), '
+        'tokens=enc["input_ids"].shape[1] + max_new_tokens)',
         solution='batch, tokens = len(prompts), enc["input_ids"].shape[1] + max_new_tokens\n'
         "itemsize = np.dtype(layout.dtype).itemsize\n"
         "answer = 2 * layout.num_layers * layout.num_kv_heads * layout.head_dim * itemsize * batch * tokens\n"
@@ -64,7 +66,8 @@ register(
 
 def _check_12_2(answer: Any, bytes_per_token: Mapping[str, int], bandwidth: Any) -> Feedback:
     if not isinstance(answer, Mapping):
-        raise Wrong("Answer with a dict {weight format: tokens/s}.", "E.g. {fmt: ... for fmt, b in bytes_per_token.items()}")
+        raise Wrong("Answer with a dict {weight format: tokens/s}.",
+                    "E.g. {fmt: ... for fmt, b in bytes_per_token.items()}")
     missing = sorted(set(bytes_per_token) - set(answer))
     if missing:
         raise Wrong(f"Missing weight formats: {missing}.")

@@ -74,7 +74,8 @@ register(
         title="The share of a category",
         prompt=(
             "Write `category_share(profile, category)`: the fraction (0 to 1) of a profile's operator time spent "
-            "in one category (`profile` is a table from `helpers.under_the_hood.profiling`, `category` e.g. `\"matmul\"`). "
+            "in one category (`profile` is a table from `helpers.under_the_hood.profiling`, "
+            "`category` e.g. `\"matmul\"`). "
             "The check runs it on this notebook's profiles, for every category they have and one they do not."
         ),
         checker=_check_10_1,
