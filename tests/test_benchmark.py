@@ -23,6 +23,8 @@ from helpers.benchmark import (
     plot_latencies,
     results_frame,
 )
+from helpers.benchmark import limits as limits_module
+from helpers.benchmark import timing as timing_module
 
 
 class Counter:
@@ -37,6 +39,38 @@ class Counter:
         self.calls += 1
         if self.sleep:
             time.sleep(self.sleep)
+
+
+class FakeClock:
+    """Stands in for the ``time`` module: it moves only when a fake call says how long it took."""
+
+    def __init__(self) -> None:
+        self.ns = 10**12
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def perf_counter(self) -> float:
+        return self.ns / 1e9
+
+    def calls(self, *durations_ms: float) -> Any:
+        """A callable that takes ``durations_ms[i]`` milliseconds on its i-th call."""
+        it = iter(durations_ms)
+
+        def call(*args: Any) -> None:
+            self.ns += round(next(it) * 1e6)
+
+        call.__name__ = "timed"
+        return call
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """Every timing loop (helpers.benchmark.timing and best_of in .limits) reads this clock."""
+    fake = FakeClock()
+    monkeypatch.setattr(timing_module, "time", fake)
+    monkeypatch.setattr(limits_module, "time", fake)
+    return fake
 
 
 class DuckRunner:
@@ -66,11 +100,17 @@ def test_warmup_and_runs_are_counted() -> None:
     assert np.all(result.latencies_ms >= 0)
 
 
-def test_max_seconds_stops_early_but_min_runs_is_respected() -> None:
-    fn = Counter(sleep=0.005)
-    result = benchmark(fn, warmup=0, runs=10_000, max_seconds=0.05, min_runs=2, progress=False)
-    assert 2 <= result.runs < 10_000
-    fn = Counter(sleep=0.002)
+def test_max_seconds_stops_early_but_min_runs_is_respected(clock) -> None:
+    # 3 ms calls against a 10 ms budget: the loop starts calls at 0, 3, 6 and 9 ms -> 4 runs
+    result = benchmark(clock.calls(*[3] * 100), warmup=0, runs=100, max_seconds=0.01, min_runs=2, progress=False)
+    assert result.runs == 4 and list(result.latencies_ms) == [3.0] * 4
+    # min_runs wins over the budget: 6 runs although the budget ends after the 4th
+    result = benchmark(clock.calls(*[3] * 100), warmup=0, runs=100, max_seconds=0.01, min_runs=6, progress=False)
+    assert result.runs == 6
+
+
+def test_a_budget_shorter_than_one_call_still_gives_min_runs() -> None:
+    fn = Counter(sleep=0.002)  # the real clock
     result = benchmark(fn, warmup=0, runs=100, max_seconds=1e-9, min_runs=4, progress=False)
     assert result.runs == 4 and fn.calls == 4
     # runs caps min_runs
@@ -84,13 +124,31 @@ def test_sleep_latency_is_at_least_the_sleep() -> None:
     assert result.p50 <= result.p90 <= result.p99
 
 
+def test_timed_calls_give_hand_computed_statistics(clock) -> None:
+    """Warm-up calls of 100 and 50 ms are not timed; ten calls of 1..10 ms (shuffled) are.
+    Linear interpolation on the sorted 1..10: p50 at rank 4.5 -> 5.5, p90 at rank 8.1 -> 9.1,
+    p99 at rank 8.91 -> 9.91; mean 5.5; population std sqrt(38.5 - 5.5²) = sqrt(8.25);
+    batch 4 at 5.5 ms -> 4000 / 5.5 items per second."""
+    fn = clock.calls(100, 50, 4, 1, 3, 2, 10, 5, 6, 8, 7, 9)
+    result = benchmark(fn, warmup=2, runs=10, batch_size=4, progress=False)
+    assert list(result.latencies_ms) == [4.0, 1.0, 3.0, 2.0, 10.0, 5.0, 6.0, 8.0, 7.0, 9.0]
+    assert result.p50 == pytest.approx(5.5)
+    assert result.p90 == pytest.approx(9.1)
+    assert result.p99 == pytest.approx(9.91)
+    assert result.mean == pytest.approx(5.5)
+    assert result.std == pytest.approx(math.sqrt(8.25))
+    assert result.throughput == pytest.approx(727.2727, rel=1e-6)
+    summary = result.to_dict()
+    assert (summary["p50_ms"], summary["p90_ms"], summary["runs"]) == pytest.approx((5.5, 9.1, 10))
+
+
 def test_statistics_from_known_latencies() -> None:
     result = BenchmarkResult("known", np.arange(1, 101, dtype=float), batch_size=4)
     assert result.p50 == pytest.approx(50.5)
-    assert result.p90 == pytest.approx(np.percentile(np.arange(1, 101), 90))
-    assert result.p50 <= result.p90 <= result.p99 <= 100
+    assert result.p90 == pytest.approx(90.1)  # rank 0.9 x 99 = 89.1: 90 + 0.1 x (91 - 90)
+    assert result.p99 == pytest.approx(99.01)  # rank 98.01: 99 + 0.01
     assert result.mean == pytest.approx(50.5)
-    assert result.std == pytest.approx(np.std(np.arange(1, 101)))
+    assert result.std == pytest.approx(math.sqrt((100**2 - 1) / 12))  # 1..n: (n² - 1) / 12
     assert result.throughput == pytest.approx(4 * 1000 / 50.5)
     summary = result.to_dict()
     assert summary["p50_ms"] == pytest.approx(50.5)
@@ -130,9 +188,9 @@ def test_callable_with_inputs_receives_them() -> None:
     assert seen == ["payload"] * 3
 
 
-def test_compare_table_speedup_and_limit() -> None:
+def test_compare_table_speedup_and_limit(clock) -> None:
     table = compare(
-        {"slow": Counter(sleep=0.004), "fast": Counter()},
+        {"slow": clock.calls(*[4] * 6), "fast": clock.calls(*[1] * 6)},
         baseline="slow",
         flops=1e9,
         peak_gflops=100.0,
@@ -146,11 +204,12 @@ def test_compare_table_speedup_and_limit() -> None:
     }  # fmt: skip
     assert expected <= set(table.columns)
     assert list(table["runner"]) == ["slow", "fast"]
-    assert table.loc[0, "speedup_vs_slow"] == 1.0
     assert table.attrs["speedup_column"] == "speedup_vs_slow"
-    assert np.allclose(table["speedup_vs_slow"], table.loc[0, "p50_ms"] / table["p50_ms"])
+    assert list(table["p50_ms"]) == [4.0, 1.0]
+    assert list(table["speedup_vs_slow"]) == [1.0, 4.0]  # 4 ms / 1 ms
+    assert list(table["throughput"]) == [250.0, 1000.0]  # 1 item / 4 ms, / 1 ms
     assert np.allclose(table["lower_bound_ms"], 10.0)  # 1e9 FLOP at 100 GFLOP/s = 10 ms
-    assert np.allclose(table["pct_of_limit"], 10.0 / table["p50_ms"] * 100)
+    assert np.allclose(table["pct_of_limit"], [250.0, 1000.0])  # 10 ms / 4 ms, 10 ms / 1 ms
     assert all(r.runs == 5 for r in table.attrs["results"])
     pd.concat([table, table])  # attrs with results must not break pandas operations
 
@@ -183,33 +242,44 @@ def test_results_frame_and_plot() -> None:
         plot_latencies(pd.DataFrame({"runner": ["a"]}))
 
 
-def test_percentile_matches_numpy_and_is_nan_when_empty() -> None:
-    values = [5.0, 1.0, 3.0, 10.0]
-    assert percentile(values, 50) == pytest.approx(np.percentile(values, 50))
-    assert percentile(values, 99) == pytest.approx(np.percentile(values, 99))
+def test_percentile_interpolates_linearly_and_is_nan_when_empty() -> None:
+    values = [5.0, 1.0, 3.0, 10.0]  # sorted 1, 3, 5, 10
+    assert percentile(values, 50) == pytest.approx(4.0)  # rank 1.5: halfway from 3 to 5
+    assert percentile(values, 99) == pytest.approx(9.85)  # rank 2.97: 5 + 0.97 x 5
+    assert percentile(values, 0) == 1.0 and percentile(values, 100) == 10.0
     assert math.isnan(percentile([], 50))
 
 
-def test_best_of_warms_up_and_takes_the_minimum() -> None:
-    fn = Counter()
-    best_ns = best_of(fn, seconds=0.0, min_reps=4)
+def test_best_of_warms_up_and_takes_the_minimum(clock) -> None:
+    # an untimed 50 ms warm-up, then min_reps = 3 timed calls (no time budget): the fastest, 3 ms
+    assert best_of(clock.calls(50, 7, 3, 5, 1), seconds=0.0, min_reps=3) == 3_000_000
+    # max_reps caps the calls although the budget (1 s) is far from spent: 2 ms of 6, 2, 8, 4, 9
+    assert best_of(clock.calls(0, 6, 2, 8, 4, 9, 1), seconds=1.0, min_reps=1, max_reps=5) == 2_000_000
+    # a 20 ms budget with 8 ms calls: calls start at 0, 8 and 16 ms -> the 1 ms fourth never runs
+    assert best_of(clock.calls(0, 8, 9, 8, 1), seconds=0.02, min_reps=1) == 8_000_000
+
+
+def test_best_of_on_the_real_clock_calls_warm_up_plus_min_reps() -> None:
+    fn = Counter(sleep=0.001)
+    assert best_of(fn, seconds=0.0, min_reps=4) >= 1_000_000  # sleep never returns early
     assert fn.calls == 5  # one warm-up, then min_reps timed calls
-    assert 0 <= best_ns < 1e9
 
 
-def test_interleaved_rounds_counts_calls_and_rates() -> None:
+def test_interleaved_rounds_counts_calls_and_rates(clock) -> None:
     order: list[str] = []
 
-    def work(label: str, sleep: float = 0.0):
+    def work(label: str, *durations_ms: float):
+        timed = clock.calls(*durations_ms)
+
         def call() -> None:
             order.append(label)
-            time.sleep(sleep)
+            timed()
         return call
 
     table = interleaved(
         {
-            "fast": Workload(work("fast"), items=10, runs=3, warmup=1),
-            "slow": Workload(work("slow", 0.01), items=4, runs=1, warmup=0),
+            "fast": Workload(work("fast", 100, 2, 4, 3), items=10, runs=3, warmup=1),
+            "slow": Workload(work("slow", 10), items=4, runs=1, warmup=0),
         },
         unit="tokens",
     )
@@ -217,8 +287,11 @@ def test_interleaved_rounds_counts_calls_and_rates() -> None:
     assert order == ["fast", "fast", "slow", "fast", "fast"]
     assert list(table.columns) == ["tokens", "runs", "s_per_call", "tokens_per_s"]
     assert table.loc["fast", "runs"] == 3 and table.loc["slow", "runs"] == 1
-    assert table.loc["slow", "s_per_call"] >= 0.01
-    assert table.loc["slow", "tokens_per_s"] == pytest.approx(4 / table.loc["slow", "s_per_call"])
+    # the median of 2, 4, 3 ms (the 100 ms warm-up excluded): 3 ms -> 10 tokens / 3 ms
+    assert table.loc["fast", "s_per_call"] == pytest.approx(0.003)
+    assert table.loc["fast", "tokens_per_s"] == pytest.approx(10 / 0.003)
+    assert table.loc["slow", "s_per_call"] == pytest.approx(0.010)
+    assert table.loc["slow", "tokens_per_s"] == pytest.approx(400.0)
     with pytest.raises(ValueError, match="runs"):
         interleaved({"bad": Workload(work("x"), runs=0)})
 

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import os
+from importlib import metadata
 
 from helpers import envreport, hardware
 
+#: Written out by hand (not read from envreport): which environment each ONNX Runtime package
+#: makes, the execution provider only that package lists, and the ones it must not list.
+_BY_PACKAGE = {
+    "onnxruntime": ("cpu", None, {"CUDAExecutionProvider", "OpenVINOExecutionProvider"}),
+    "onnxruntime-gpu": ("gpu", "CUDAExecutionProvider", {"OpenVINOExecutionProvider"}),
+    "onnxruntime-openvino": ("openvino", "OpenVINOExecutionProvider", {"CUDAExecutionProvider"}),
+}
+
 
 def test_environment_is_detected_from_the_installed_ort_package() -> None:
+    import onnxruntime
+
+    # the package that provides `import onnxruntime`, read from the installed metadata directly
+    packages = metadata.packages_distributions().get("onnxruntime", [])
+    assert len(packages) == 1, packages  # two ORT packages overwrite each other's files
+    package = packages[0]
+    assert metadata.version(package) == onnxruntime.__version__, package
+    expected, own_provider, foreign = _BY_PACKAGE[package]
     env = envreport.environment_name()
-    assert env in envreport.ENVIRONMENTS, hardware.ort_distribution()
-    expected = os.environ.get("INFERENCE_SUITE_ENV")
-    if expected:  # set by `make test` for each environment
-        assert env == expected
+    assert env == expected, hardware.ort_distribution()
+    if os.environ.get("INFERENCE_SUITE_ENV"):  # set by `make test` for each environment
+        assert env == os.environ["INFERENCE_SUITE_ENV"]
+    listed = envreport.listed_providers()
+    assert listed == onnxruntime.get_available_providers()
+    assert "CPUExecutionProvider" in listed
+    assert own_provider is None or own_provider in listed, listed
+    assert not foreign & set(listed), listed
 
 
 def test_cpu_provider_really_runs() -> None:

@@ -90,6 +90,22 @@ def test_layout_gpt2_and_llama():
     assert llama.empty_past(3)["past_key_values.1.key"].shape == (3, 2, 0, 16)
 
 
+def test_cache_bytes_per_token_by_hand():
+    """2 (keys and values) x layers x KV heads x head size x bytes per element x batch."""
+    gpt2 = g.CacheLayout.from_config(transformers.GPT2Config(n_layer=3, n_embd=64, n_head=4))
+    assert gpt2.cache_bytes_per_token() == 1536  # 2 x 3 x 4 x 16 x 4 (float32)
+    assert gpt2.cache_bytes_per_token(batch=5) == 7680
+    llama = g.CacheLayout.from_config(
+        transformers.LlamaConfig(
+            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+            intermediate_size=128,
+        )
+    )
+    assert llama.cache_bytes_per_token(batch=3) == 1536  # 2 x 2 x 2 KV heads (not 4) x 16 x 4 x 3
+    llama3_8b = g.CacheLayout(num_layers=32, num_kv_heads=8, head_dim=128, dtype="float16")
+    assert llama3_8b.cache_bytes_per_token() == 131_072  # 2 x 32 x 8 x 128 x 2 bytes = 128 KiB
+
+
 def test_export_has_flat_dynamic_cache(tiny):
     _, _, path = tiny
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

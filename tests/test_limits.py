@@ -10,12 +10,70 @@ import pytest
 import torch
 
 from helpers import benchmark
+from helpers.benchmark import limits as limits_module
+from helpers.hardware import cpu_features, cpu_info
+
+#: No x86 core ships above ~6.2 GHz (boost); the ceiling every bound below is computed with.
+MAX_GHZ = 6.5
+#: Per core and cycle, the most a CPU's vector units can do (hand-computed from the ISA):
+#: fp32 FLOPs = 2 FMA ports x lanes x 2 (multiply + add): SSE 2x4x2, AVX2 2x8x2, AVX-512 2x16x2;
+#: int8 ops = 2 x multiply-adds: AVX2 vpmaddubsw / AVX-VNNI 2 ports x 32 = 64 MACs, AVX512-VNNI
+#: 2 ports x 64 = 128 MACs, AMX-INT8 1024 MACs per cycle (TMUL).
+_FP32_PER_CYCLE = {"SSE": 16, "AVX2": 32, "AVX-512": 64}
+_INT8_PER_CYCLE = {"SSE": 32, "AVX2": 128, "AVX-512 VNNI": 256, "AMX-INT8": 2048}
+#: Bytes one core can load per cycle: at most 2 x 64-byte loads (AVX-512).
+_BYTES_PER_CYCLE = 128
+
+
+def _theoretical_peak(precision: str, flags: list[str] | None, cores: int, ghz: float) -> float:
+    """cores x GHz x operations per cycle for the CPU's widest ISA (GFLOP/s or GOP/s); unknown
+    flags (None) get the widest ISA, so the bound still holds."""
+    feats = cpu_features(flags) if flags is not None else {}
+    if precision == "float32":
+        isa = "AVX-512" if feats.get("AVX-512", True) else "AVX2" if feats["AVX2"] else "SSE"
+        per_cycle = _FP32_PER_CYCLE[isa]
+    else:
+        if feats.get("AMX-INT8", True):
+            isa = "AMX-INT8"
+        elif feats["AVX-512"] and feats["VNNI"]:
+            isa = "AVX-512 VNNI"
+        else:
+            isa = "AVX2" if feats["AVX2"] else "SSE"
+        per_cycle = _INT8_PER_CYCLE[isa]
+    return cores * ghz * per_cycle
+
+
+def _this_cpus_flags() -> list[str] | None:
+    if None in cpu_features().values():
+        return None
+    return cpu_info()["all_flags"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "cores", "ghz", "fp32", "int8"),
+    [
+        (["sse2"], 1, 2.0, 1 * 2.0 * 16, 1 * 2.0 * 32),
+        (["avx2", "fma"], 4, 3.0, 384.0, 1536.0),  # 4 x 3.0 x 32, 4 x 3.0 x 128
+        (["avx2", "avx_vnni"], 2, 4.0, 256.0, 1024.0),  # AVX-VNNI: 256-bit, as AVX2's 128
+        (["avx2", "avx512f", "avx512_vnni"], 2, 2.5, 320.0, 1280.0),  # 2 x 2.5 x 64, 2 x 2.5 x 256
+        (["avx2", "avx512f", "amx_int8", "amx_tile"], 1, 2.0, 128.0, 4096.0),
+        (None, 1, 1.0, 64.0, 2048.0),  # flags unknown: the widest ISA
+    ],
+)
+def test_theoretical_peak_of_a_described_cpu(
+    flags: list[str] | None, cores: int, ghz: float, fp32: float, int8: float
+) -> None:
+    assert _theoretical_peak("float32", flags, cores, ghz) == pytest.approx(fp32)
+    assert _theoretical_peak("int8", flags, cores, ghz) == pytest.approx(int8)
+    assert int8 >= 2 * fp32  # on every ISA the int8 ceiling is at least twice the fp32 one
 
 
 def test_gemm_peak_positive_finite_cached_and_restores_threads() -> None:
     before = torch.get_num_threads()
     peak = benchmark.measure_gemm_peak(threads=1, seconds=0.2, size=256)
     assert math.isfinite(peak) and peak > 0
+    # one thread can never beat one core's vector units at the fastest clock any CPU reaches
+    assert peak <= _theoretical_peak("float32", _this_cpus_flags(), 1, MAX_GHZ), peak
     assert torch.get_num_threads() == before
     # cached per arguments: a second call returns the same measurement
     assert benchmark.measure_gemm_peak(threads=1, seconds=0.2, size=256) == peak
@@ -24,6 +82,7 @@ def test_gemm_peak_positive_finite_cached_and_restores_threads() -> None:
 def test_gemm_peak_int8() -> None:
     peak = benchmark.measure_gemm_peak("int8", threads=1, seconds=0.2, size=256)
     assert math.isfinite(peak) and peak > 0
+    assert peak <= _theoretical_peak("int8", _this_cpus_flags(), 1, MAX_GHZ), peak
 
 
 def test_gemm_peak_rejects_bad_arguments() -> None:
@@ -36,6 +95,39 @@ def test_gemm_peak_rejects_bad_arguments() -> None:
 def test_memory_bandwidth_positive_finite() -> None:
     bandwidth = benchmark.measure_memory_bandwidth(seconds=0.2, megabytes=32, threads=1)
     assert math.isfinite(bandwidth) and bandwidth > 0
+    assert bandwidth <= _BYTES_PER_CYCLE * MAX_GHZ, bandwidth  # one core's loads, even from cache
+
+
+def test_gemm_probe_rates_are_two_n_cubed_over_the_best_time(monkeypatch) -> None:
+    """Fake libraries with known best times: each rate is 2·n³ / ns, the peak the highest, and
+    every (library, size) gets an equal share of the seconds."""
+    times = {("a", 100): 1_000_000, ("a", 200): 2_000_000, ("b", 100): 400_000, ("b", 200): 4_000_000}
+    shares: list[float] = []
+
+    def backend(name: str) -> Any:
+        def best_ns(dtype: str, n: int, threads: int, seconds: float) -> float:
+            shares.append(seconds)
+            return times[(name, n)]
+        return best_ns
+
+    monkeypatch.setattr(limits_module, "_probes", lambda dtype: [("a", backend("a")), ("b", backend("b"))])
+    peak, details = limits_module._gemm_probe("float32", 1, 0.4, (100, 200))
+    # 2·100³ = 2e6 FLOP in 1 ms = 2 GFLOP/s; 2·200³ = 1.6e7 in 2 ms = 8; 2e6 in 0.4 ms = 5; 1.6e7 in 4 ms = 4
+    assert details == (("a", 100, 2.0), ("a", 200, 8.0), ("b", 100, 5.0), ("b", 200, 4.0))
+    assert peak == 8.0
+    assert shares == [0.1] * 4  # 0.4 s over 2 libraries x 2 sizes
+
+
+def test_measured_rates_follow_the_timer(monkeypatch) -> None:
+    """The real probes (ONNX Runtime and torch sessions built) with a best time fixed at 1 ms:
+    a 128³ GEMM is 2·128³ = 4 194 304 operations -> 4.194304 GFLOP/s (GOP/s for int8); 3 MiB
+    read in 1 ms is 3 145 728 bytes / 1e6 ns = 3.145728 GB/s."""
+    monkeypatch.setattr(limits_module, "best_of", lambda fn, seconds, **kwargs: 1_000_000.0)
+    seconds = 0.0123  # arguments no other test uses: the cached probes of other tests stay real
+    assert benchmark.measure_gemm_peak("float32", threads=1, seconds=seconds, size=128) == pytest.approx(4.194304)
+    assert benchmark.measure_gemm_peak("int8", threads=1, seconds=seconds, size=128) == pytest.approx(4.194304)
+    bandwidth = benchmark.measure_memory_bandwidth(seconds=seconds, megabytes=3, threads=1)
+    assert bandwidth == pytest.approx(3.145728)
 
 
 def test_count_flops_linear_and_conv() -> None:
