@@ -179,7 +179,7 @@ class LoadedModel:
         kind: BannerKind
         if self.problems:
             kind = "warning"
-        elif self.source == "canonical":
+        elif self.source == "canonical" and self.meaningful_outputs:
             kind = "success"
         elif not self.meaningful_outputs or not self.pretrained:
             kind = "warning"

@@ -14,6 +14,7 @@ from pathlib import Path
 from helpers.cache import cached_build, file_sha256
 from helpers.models.hub import CANONICAL_DIR_ENV, canonical_dir
 from helpers.models.packaged import efficientnet_lite0
+from helpers.models.planted import planted_fields, planted_weights
 from helpers.models.task import (
     CACHE,
     SEED,
@@ -65,7 +66,10 @@ def _resnet50_load(variant: str, how: str) -> ModelFields:
     folder = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "checkpoints"
     file = folder / RESNET50_FILE
     model = resnet50(weights=None, num_classes=len(weights.meta["categories"]))
-    if file.is_file():  # torch.hub checks the hash only while downloading: check what is there
+    # A labelled stand-in (helpers.models.planted: its marker names this file's full SHA-256) is
+    # loaded by the same code and reported as random weights; anything else must match the prefix.
+    planted = planted_weights(file) if file.is_file() else None
+    if file.is_file() and planted is None:  # torch.hub checks the hash only while downloading
         _check_resnet50_file(file)
     try:
         # The weights API: downloads (progress bar, hash-checked) or reads the file on disk;
@@ -79,7 +83,7 @@ def _resnet50_load(variant: str, how: str) -> ModelFields:
             f"the ResNet-50 checkpoint {file} could not be loaded ({type(exc).__name__}: "
             f"{_useful_line(exc)}); nothing in it ran. Delete it so it is downloaded again"
         ) from exc
-    return {
+    fields: ModelFields = {
         "model": model.eval(),
         "preprocess": weights.transforms(),
         "labels": imagenet_labels(),
@@ -87,6 +91,9 @@ def _resnet50_load(variant: str, how: str) -> ModelFields:
         "resize": 232,  # IMAGENET1K_V2 was evaluated with Resize(232) → CenterCrop(224)
         "path": file,
     }
+    if planted:
+        fields.update(planted_fields(planted))  # type: ignore[typeddict-item]
+    return fields
 
 
 def _check_resnet50_file(file: Path) -> None:

@@ -37,6 +37,7 @@ from helpers.models.hub import (
     quiet_transformers,
 )
 from helpers.models.packaged import MODELS_TXT_HINT
+from helpers.models.planted import planted_fields, planted_weights
 
 if TYPE_CHECKING:
     import torch
@@ -234,7 +235,11 @@ def hf_source(
 
                 found = try_to_load_from_cache(str(source), "config.json", cache_dir=hf_cache_dir())
                 path = Path(found).parent if isinstance(found, str) else None
-        return {"model": model.eval(), "tokenizer": tokenizer, "path": path}
+        fields: ModelFields = {"model": model.eval(), "tokenizer": tokenizer, "path": path}
+        planted = planted_weights(path)  # a labelled random stand-in (helpers.models.planted)
+        if planted:
+            fields.update(planted_fields(planted))  # type: ignore[typeddict-item]
+        return fields
 
     return ModelSource(name=lambda variant: repos[variant], load=load, check=check)
 
