@@ -210,8 +210,10 @@ class Artifacts:
         import torch
 
         example = _export_example(self.item)
-        args, kwargs = ((), example) if isinstance(example, dict) else (example, {})
-        return torch.export.export(self.item.module, args, kwargs, dynamic_shapes=_dynamic_shapes(self.item, True))
+        shapes = _dynamic_shapes(self.item, True)
+        if isinstance(example, dict):  # the runner calls the program positionally, in input order
+            example, shapes = tuple(example.values()), tuple(shapes.values())
+        return torch.export.export(self.item.module, example, dynamic_shapes=shapes)
 
     def _aoti_package(self) -> Path:
         import torch

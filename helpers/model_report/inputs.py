@@ -88,6 +88,8 @@ def _names_for(module: Any, count: int) -> list[str]:
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
         params = []
+    if count == 0:
+        return params
     return params[:count] if len(params) >= count else [f"input_{i}" for i in range(count)]
 
 
@@ -146,7 +148,9 @@ def from_model(model: Any, example_inputs: Any, *, name: str = "model",
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     if isinstance(example_inputs, Mapping):
-        arrays = {str(k): _to_array(v, f"input {k!r}") for k, v in example_inputs.items()}
+        params = _names_for(model, 0) + _names_for(model, 64)
+        order = sorted(example_inputs, key=lambda k: params.index(k) if k in params else len(params))
+        arrays = {str(k): _to_array(example_inputs[k], f"input {k!r}") for k in order}  # forward's order
         style = "kwargs"
     elif isinstance(example_inputs, (tuple, list)) and example_inputs:
         names = _names_for(model, len(example_inputs))
@@ -159,7 +163,8 @@ def from_model(model: Any, example_inputs: Any, *, name: str = "model",
     item = ModelInput(name, model, arrays, [], {}, style, source=source)
     try:
         with torch.inference_mode():
-            result = model(**item.torch_inputs()) if style == "kwargs" else model(*item.torch_inputs())
+            example = item.torch_inputs()
+            result = model(**example) if isinstance(example, dict) else model(*example)
     except Exception as error:
         first = (str(error).strip().splitlines() or [""])[0][:160]
         raise ReportInputError(f"the example inputs do not fit the model: {type(error).__name__}: {first}") from None
