@@ -44,6 +44,8 @@ class Settings:
     quality_threshold: float = 0.98
     samples: int = 8
     task: TaskScore | None = None
+    #: Input sets for parity, quality and calibration (real data); None: generated like the example.
+    eval_inputs: Sequence[Mapping[str, np.ndarray]] | None = None
     output: Path | None = None
     progress: bool = True
 
@@ -194,7 +196,8 @@ class Artifacts:
     def _onnx_int8_static(self) -> Path:
         from helpers.quantize.cached import cached_static_int8
 
-        calibration = generated_inputs(self.item, max(8, self.settings.samples), seed=1)
+        given = self.settings.eval_inputs
+        calibration = list(given or generated_inputs(self.item, max(8, self.settings.samples), seed=1))
         return cached_static_int8(self.get("onnx-fp32"), calibration,
                                   what=f"model-report {self.item.name} int8 static")
 
@@ -281,7 +284,7 @@ def collect(item: ModelInput, settings: Settings, *, bar: Any = None) -> tuple[l
     wanted = list(settings.runtimes) if settings.runtimes else None
     rows: list[Row] = []
     artifacts = Artifacts(item, settings)
-    samples = [item.inputs, *generated_inputs(item, settings.samples)]
+    samples = [item.inputs, *(settings.eval_inputs or generated_inputs(item, settings.samples))]
     facts: dict[str, Any] = {"reference": "PyTorch eager" if torch_model else "ONNX Runtime (CPU) fp32",
                              "artifacts": artifacts.log}
     reference = _reference(item, samples, artifacts)

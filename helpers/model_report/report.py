@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +263,7 @@ def model_report(model: Any, example_inputs: Any = None, *, name: str | None = N
                  threads: int | None = None, runtimes: Sequence[str] | None = None,
                  dynamic: Sequence[str] = ("*:0",), runs: int = 50, time_budget: float = 2.0,
                  limits: bool = True, quality_threshold: float = 0.98, task: Any = None,
+                 eval_inputs: Sequence[Mapping[str, Any]] | None = None,
                  output: str | Path | None = None, progress: bool = True) -> ModelReport:
     """Take a model to every runtime here and report parity, quality, speed and a recommendation.
 
@@ -272,7 +273,9 @@ def model_report(model: Any, example_inputs: Any = None, *, name: str | None = N
     kept dynamic (``"input:axis[=name]"``, ``"*:0"`` = every input's batch axis, ``"none"``).
     ``runtimes``: keys to run (None: every available one but :data:`SLOW_RUNTIMES`). ``limits``:
     measure the machine's GEMM peaks (tens of seconds) for "% of limit". ``task``: optional
-    ``score(reference_outputs, candidate_outputs) -> float``. ``output``: folder for the files.
+    ``score(reference_outputs, candidate_outputs) -> float``. ``eval_inputs``: input sets (dicts of
+    numpy arrays, e.g. real photos) for parity, quality and INT8 calibration instead of generated
+    ones. ``output``: folder for the files.
     """
     from helpers.display import progress as progress_bar
 
@@ -283,14 +286,16 @@ def model_report(model: Any, example_inputs: Any = None, *, name: str | None = N
         raise ValueError(f"unknown precision(s) {unknown}; choose from fp32, int8-dynamic, int8-static, bf16")
     settings = Settings(precisions=list(precisions), batch_sizes=list(batch_sizes), threads=threads,
                         runtimes=runtimes, runs=runs, time_budget=time_budget, limits=limits,
-                        quality_threshold=quality_threshold, task=task, progress=progress)
+                        quality_threshold=quality_threshold, task=task, progress=progress,
+                        eval_inputs=eval_inputs)
     bar = progress_bar(total=None, desc="model report", unit="runtime", disable=not progress)
     try:
         rows, facts = collect(item, settings, bar=bar)
     finally:
         bar.close()
     report = ModelReport(item.name, item.source or item.name,
-                         {k: v for k, v in asdict(settings).items() if k not in ("task", "output")},
+                         {f.name: getattr(settings, f.name) for f in fields(settings)
+                          if f.name not in ("task", "output", "eval_inputs")},
                          _machine(threads), rows, facts)
     report.settings["task"] = getattr(task, "__name__", None)
     if item.module is not None:
