@@ -47,6 +47,12 @@ Serving:
 - ``serving/``       the FastAPI app around one model, shared limits, KServe v2, Ray Serve and Ray
                      Data, a Triton model repository, bounded load tests
 
+Your own model:
+
+- ``model_report/``  the capstone: any PyTorch model (or ONNX file) to every runtime here — parity,
+                     quality, latency against the machine's limit, a recommendation with deploy
+                     code; the ``inference-report`` command
+
 The course around the notebooks:
 
 - ``course/``        settings per run profile, key results, notebook metadata, the main job

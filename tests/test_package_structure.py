@@ -231,7 +231,9 @@ def test_the_package_docstring_maps_every_module() -> None:
 #: The top level is the toolbox a learner meets in the notebooks; everything else sits in a
 #: package by concept (``course/`` for the machinery around the notebooks). A new top-level module
 #: needs a reason: most belong inside one of the packages.
-MAX_TOP_LEVEL_ENTRIES = 22
+#: 23: the capstone's ``model_report/`` (issue 27) is one concept — any model to every runtime,
+#: measured and reported — that belongs to no existing package; nothing else fits there.
+MAX_TOP_LEVEL_ENTRIES = 23
 
 
 def test_the_top_level_stays_small() -> None:
