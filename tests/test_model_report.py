@@ -17,7 +17,7 @@ from torch import nn
 
 from helpers import runners
 from helpers.export import input_specs_from_onnx
-from helpers.model_report import ModelReport, ReportInputError, load_input, model_report
+from helpers.model_report import ModelReport, ReportInputError, from_model, load_input, model_report
 from helpers.model_report.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +120,9 @@ def test_a_failing_export_is_explained_and_the_rest_still_runs() -> None:
     assert "torch.cond" in rows["torch.export"].fix
     failures = report.failures()
     assert failures and all(f["error"] and f["explanation"] and f["fix"] for f in failures)
+    assert len({f["error"] for f in failures}) == len(failures), "each failure once"
+    stopped = ", ".join(f["stopped"] for f in failures)
+    assert "torch.export fp32" in stopped and "ONNX Runtime" in stopped, failures
     assert "What failed" in report.markdown()
     assert report.recommendation["runtime"] == "pytorch"
 
@@ -202,7 +205,8 @@ def _write(tmp_path: Path, body: str) -> str:
     (lambda t: str(t / "missing.onnx"), "no such file"),
     (lambda t: _write(t, "def build():\n    return 'not a model', torch.ones(1)\n") + ":build",
      "returned a str as the model"),
-    (lambda t: _write(t, "def build():\n    return nn.Linear(4, 2)\n") + ":build", "must return (model, example_inputs)"),
+    (lambda t: _write(t, "def build():\n    return nn.Linear(4, 2)\n") + ":build",
+     "must return (model, example_inputs)"),
     (lambda t: _write(t, "def build():\n    return nn.Linear(4, 2), torch.ones(1, 7)\n") + ":build",
      "the example inputs do not fit the model"),
     (lambda t: _write(t, "X = 1\n") + ":build", "has no function 'build'"),
@@ -228,3 +232,19 @@ def test_help_and_console_script() -> None:
     assert done.returncode == 0 and "--precisions" in done.stdout and "--batch-sizes" in done.stdout
     text = (ROOT / "pyproject.toml").read_text()
     assert 'inference-report = "helpers.model_report.cli:main"' in text
+
+
+def test_eval_inputs_take_the_examples_form_and_bad_ones_are_named_before_any_compute() -> None:
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    item = from_model(model, torch.ones(2, 4))
+    (name,) = item.inputs
+    batch = torch.randn(5, 4)
+    for form in (batch, (batch,), {name: batch}, {name: batch.numpy()}):
+        named = item.named(form)
+        assert list(named) == [name] and named[name].shape == (5, 4)
+    with pytest.raises(ReportInputError, match="the model takes"):
+        item.named({"pixels": batch}, "eval_inputs[0]")
+    with pytest.raises(ReportInputError, match=r"eval_inputs\[1\].*float64\[5, 4\].*float32\[2, 4\]"):
+        model_report(model, torch.ones(2, 4), eval_inputs=[batch, batch.double()], **FAST)
+    with pytest.raises(ReportInputError, match="expected 1 tensor"):
+        item.named((batch, batch))

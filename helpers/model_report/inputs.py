@@ -57,6 +57,33 @@ class ModelInput:
         tensors = {n: torch.from_numpy(np.ascontiguousarray(a)) for n, a in (arrays or self.inputs).items()}
         return tensors if self.call_style == "kwargs" else tuple(tensors.values())
 
+    def named(self, value: Any, what: str = "an input set") -> dict[str, np.ndarray]:
+        """One input set in any form the example took (a tensor, a tuple of tensors, a dict of named
+        tensors or arrays) as named numpy arrays, checked against the example's names, ranks and
+        dtypes: a :class:`ReportInputError` saying what differs, before any runtime sees it."""
+        import torch
+
+        names = list(self.inputs)
+        if isinstance(value, (torch.Tensor, np.ndarray)):
+            value = (value,)
+        if isinstance(value, Mapping):
+            unknown, missing = sorted(set(map(str, value)) - set(names)), [n for n in names if n not in value]
+            if unknown or missing:
+                raise ReportInputError(f"{what}: inputs {sorted(map(str, value))}, the model takes {names}; "
+                                       "name them as the model does (or pass a tuple in forward's order)")
+            arrays = {n: _to_array(value[n], f"{what} {n!r}") for n in names}
+        elif isinstance(value, (tuple, list)) and len(value) == len(names):
+            arrays = {n: _to_array(v, f"{what} {n!r}") for n, v in zip(names, value, strict=True)}
+        else:
+            raise ReportInputError(f"{what}: expected {len(names)} tensor(s) ({', '.join(names)}), got "
+                                   f"{type(value).__name__}")
+        for n, array in arrays.items():
+            example = self.inputs[n]
+            if array.ndim != example.ndim or array.dtype != example.dtype:
+                raise ReportInputError(f"{what} {n!r}: {array.dtype.name}{list(array.shape)}, the example is "
+                                       f"{example.dtype.name}{list(example.shape)} (same rank and dtype needed)")
+        return arrays
+
 
 def load_callable(spec: str) -> Callable[[], Any]:
     """The function named by ``"path/to/module.py:function"`` (imported from the file)."""

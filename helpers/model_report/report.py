@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ def deploy_code(row: Row, item: ModelInput, threads: int | None) -> str:
         return ("import openvino as ov\n\n"
                 "core = ov.Core()\n"
                 f'compiled = core.compile_model("{row.artifact}", "CPU",\n'
-                f'                              {{"INFERENCE_NUM_THREADS": {n}, "INFERENCE_PRECISION_HINT": "{hint}"}})\n'
+                f'                              {{"INFERENCE_NUM_THREADS": {n},\n'
+                f'                               "INFERENCE_PRECISION_HINT": "{hint}"}})\n'
                 f"outputs = compiled({feeds})  # results by output port")
     args = ", ".join(item.inputs)
     call = f"model(**{feeds})" if item.call_style == "kwargs" else f"model({args})"
@@ -137,11 +138,19 @@ class ModelReport:
         return quality, pd.DataFrame(speed_rows)
 
     def failures(self) -> list[dict[str, str]]:
-        """Each failed step: what, the runtime's own error, a plain explanation, the usual fix."""
-        found = [{"step": a["artifact"], "error": a["error"], "explanation": a["explanation"], "fix": a["fix"]}
-                 for a in self.facts.get("artifacts", []) if a.get("status") == "failed"]
+        """Each failed step once: what, the runtime's own error, a plain explanation, the usual fix,
+        and which runtimes it stopped (a failed export stops every runtime that needs its file)."""
+        found = []
+        failed_rows = [r for r in self.rows if r.status == "failed" and r.explanation]
+        for a in self.facts.get("artifacts", []):
+            if a.get("status") == "failed":
+                stopped = [f"{r.label} {r.precision}" for r in failed_rows if r.error == a["error"]]
+                found.append({"step": a["artifact"], "error": a["error"], "explanation": a["explanation"],
+                              "fix": a["fix"], "stopped": ", ".join(stopped)})
+        reported = {f["error"] for f in found}
         found += [{"step": f"{r.label} {r.precision}", "error": r.error, "explanation": r.explanation,
-                   "fix": r.fix} for r in self.rows if r.status == "failed" and r.explanation]
+                   "fix": r.fix, "stopped": f"{r.label} {r.precision}"}
+                  for r in failed_rows if r.error not in reported]
         return found
 
     def markdown(self) -> str:
@@ -163,7 +172,8 @@ class ModelReport:
         fails = self.failures()
         if fails:
             lines += ["## What failed, and the usual fix", ""]
-            lines += [f"- **{f['step']}**: `{f['error']}` — {f['explanation']}. Fix: {f['fix']}." for f in fails]
+            lines += [f"- **{f['step']}** (stopped {f['stopped'] or 'nothing else'}): `{f['error']}` — "
+                      f"{f['explanation']}. Fix: {f['fix']}." for f in fails]
             lines.append("")
         lines += ["## Recommendation", ""]
         if rec:
@@ -198,10 +208,10 @@ class ModelReport:
 
     def plot(self, ax: Any = None) -> Any:
         """p50 latency at the first batch size against parity error, one point per row that ran."""
-        import matplotlib.pyplot as plt
+        if ax is None:  # a figure outside pyplot: Jupyter shows it once, where it is displayed
+            from matplotlib.figure import Figure
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
+            ax = Figure(figsize=(6, 3.5)).subplots()
         batch = self.settings["batch_sizes"][0]
         for r in self.rows:
             p50 = r.latency.get(batch, {}).get("p50")
@@ -216,14 +226,11 @@ class ModelReport:
 
     def save(self, folder: str | Path) -> dict[str, str]:
         """Write report.md, report.html, report.json and latency_quality.png into ``folder``."""
-        import matplotlib.pyplot as plt
-
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         ax = self.plot()
         ax.figure.tight_layout()
         ax.figure.savefig(out / "latency_quality.png", dpi=100)
-        plt.close(ax.figure)
         self.files = {"plot": str(out / "latency_quality.png"), "markdown": str(out / "report.md"),
                       "html": str(out / "report.html"), "json": str(out / "report.json")}
         (out / "report.md").write_text(self.markdown())
@@ -263,7 +270,7 @@ def model_report(model: Any, example_inputs: Any = None, *, name: str | None = N
                  threads: int | None = None, runtimes: Sequence[str] | None = None,
                  dynamic: Sequence[str] = ("*:0",), runs: int = 50, time_budget: float = 2.0,
                  limits: bool = True, quality_threshold: float = 0.98, task: Any = None,
-                 eval_inputs: Sequence[Mapping[str, Any]] | None = None,
+                 eval_inputs: Sequence[Any] | None = None,
                  output: str | Path | None = None, progress: bool = True) -> ModelReport:
     """Take a model to every runtime here and report parity, quality, speed and a recommendation.
 
@@ -273,9 +280,9 @@ def model_report(model: Any, example_inputs: Any = None, *, name: str | None = N
     kept dynamic (``"input:axis[=name]"``, ``"*:0"`` = every input's batch axis, ``"none"``).
     ``runtimes``: keys to run (None: every available one but :data:`SLOW_RUNTIMES`). ``limits``:
     measure the machine's GEMM peaks (tens of seconds) for "% of limit". ``task``: optional
-    ``score(reference_outputs, candidate_outputs) -> float``. ``eval_inputs``: input sets (dicts of
-    numpy arrays, e.g. real photos) for parity, quality and INT8 calibration instead of generated
-    ones. ``output``: folder for the files.
+    ``score(reference_outputs, candidate_outputs) -> float``. ``eval_inputs``: input sets in the
+    example's form (tensors, tuples or dicts; e.g. batches of real photos) for parity, quality and
+    INT8 calibration instead of generated ones. ``output``: folder for the files.
     """
     from helpers.display import progress as progress_bar
 
@@ -284,11 +291,13 @@ def model_report(model: Any, example_inputs: Any = None, *, name: str | None = N
     unknown = [p for p in precisions if p not in ("fp32", "int8-dynamic", "int8-static", "bf16")]
     if unknown:
         raise ValueError(f"unknown precision(s) {unknown}; choose from fp32, int8-dynamic, int8-static, bf16")
+    if eval_inputs is not None:
+        eval_inputs = [item.named(v, f"eval_inputs[{i}]") for i, v in enumerate(eval_inputs)]
     settings = Settings(precisions=list(precisions), batch_sizes=list(batch_sizes), threads=threads,
                         runtimes=runtimes, runs=runs, time_budget=time_budget, limits=limits,
                         quality_threshold=quality_threshold, task=task, progress=progress,
                         eval_inputs=eval_inputs)
-    bar = progress_bar(total=None, desc="model report", unit="runtime", disable=not progress)
+    bar = progress_bar(total=None, desc="model report", unit=" runtime", disable=not progress)
     try:
         rows, facts = collect(item, settings, bar=bar)
     finally:

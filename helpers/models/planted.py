@@ -74,8 +74,10 @@ def _plant_resnet50(torch_home: Path, seed: int) -> Path:
     import torch
     import torchvision
 
-    from helpers.models.image_classification import RESNET50_FILE
     from helpers.models.tiny import seeded
+
+    # torchvision's own name for the checkpoint, as its weights API caches it
+    resnet50_file = torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url.rsplit("/", 1)[-1]
 
     folder = torch_home / "hub" / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,10 +93,10 @@ def _plant_resnet50(torch_home: Path, seed: int) -> Path:
         with torch.no_grad():
             model(torch.randn(4, 3, 128, 128))
         model.eval()
-    file = folder / RESNET50_FILE
+    file = folder / resnet50_file
     torch.save(model.state_dict(), file)
     _mark(folder, [file], f"torchvision resnet50 architecture, seeded random weights (seed {seed}) "
-                          f"saved as {RESNET50_FILE}; not torchvision's published checkpoint")
+                          f"saved as {resnet50_file}; not torchvision's published checkpoint")
     return file
 
 
