@@ -136,7 +136,7 @@ def test_a_changed_lock_makes_the_environment_stale() -> None:
 # --- uv resolves each lock for each platform it claims --------------------------------------------
 
 
-_OFFLINE = ("network connectivity is disabled", "offline")
+_OFFLINE = ("network connectivity is disabled", "network was disabled", "offline")
 _NO_NETWORK = ("dns error", "failed to fetch", "error sending request", "connection refused",
                "network is unreachable", "timed out")
 
