@@ -32,9 +32,8 @@ ROOT = Path(helpers.__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def canonical_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("canonical")
-    planted.plant(root)
-    return root
+    """An empty torch hub / Hugging Face cache; each test plants the model it needs."""
+    return tmp_path_factory.mktemp("canonical")
 
 
 def _kernel() -> str:
@@ -68,7 +67,7 @@ def _run(notebook: str, parameters: dict[str, str], root: Path, tmp_path: Path,
     monkeypatch.setenv("INFERENCE_SUITE_BATCH", "1")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the kernel imports this checkout's helpers
     monkeypatch.delenv("INFERENCE_SUITE_CANONICAL_DIR", raising=False)
-    for name, value in planted.environment(root).items():
+    for name, value in planted.environment(root).items():  # HF_HUB_OFFLINE=1: nothing downloaded
         monkeypatch.setenv(name, value)
     executed = tmp_path / notebook
     started = time.monotonic()
@@ -90,9 +89,11 @@ def _run(notebook: str, parameters: dict[str, str], root: Path, tmp_path: Path,
 
 def test_resnet50_lesson_runs_on_the_canonical_path(canonical_root, tmp_path, monkeypatch):
     """Notebook 04 with model_source="canonical": torchvision's weights API reads the planted
-    ``resnet50-11ad3fa6.pth`` from ``$TORCH_HOME/hub/checkpoints``; every runtime's parity holds."""
-    nb, shown, seconds = _run("04_resnet50_across_runtimes.ipynb", {"model_source": "canonical"},
-                              canonical_root, tmp_path, monkeypatch)
+    ``resnet50-11ad3fa6.pth`` from ``$TORCH_HOME/hub/checkpoints``; every runtime's parity holds.
+    Fewer photos and timed calls than the test profile's (its offline run covers those)."""
+    planted.plant(canonical_root, tasks=("image-classification",))
+    parameters = {"model_source": "canonical", "n_photos": 16, "bench_runs": 3, "bench_seconds": 0.2}
+    nb, shown, seconds = _run("04_resnet50_across_runtimes.ipynb", parameters, canonical_root, tmp_path, monkeypatch)
     # The banner names the canonical model, where it came from, and that its weights are random.
     assert "image-classification: torchvision resnet50 IMAGENET1K_V2" in shown
     assert "Source: canonical — random weights planted for a test" in shown
@@ -104,3 +105,29 @@ def test_resnet50_lesson_runs_on_the_canonical_path(canonical_root, tmp_path, mo
     assert re.search(r"asked for CPU, runs on \['CPUExecutionProvider'\]: max \|diff\| \S+, top-1 agreement", shown)
     assert re.search(r"OpenVINO f32 on .*top-1 agreement", shown)
     print(f"notebook 04 on the canonical path: {seconds:.0f} s")
+
+
+def test_bert_qa_lesson_runs_on_the_canonical_path(canonical_root, tmp_path, monkeypatch):
+    """Notebook 06 with qa_source="canonical": ``from_pretrained`` reads the planted BERT SQuAD
+    snapshot from the Hugging Face cache (offline); every runtime gives PyTorch's answers."""
+    planted.plant(canonical_root, tasks=("question-answering",))
+    nb, shown, seconds = _run("06_bert_question_answering.ipynb", {"qa_source": "canonical"},
+                              canonical_root, tmp_path, monkeypatch)
+    assert f"question-answering: {planted.QA_REPO}" in shown
+    assert "Source: canonical — random weights planted for a test" in shown
+    assert "found in the Hugging Face cache" in shown and "real pretrained weights" not in shown
+    assert re.search(r"ONNX Runtime vs PyTorch: max \|start logit difference\|", shown)
+    assert "Random weights: exact match is not scored against a floor" in shown
+    print(f"notebook 06 on the canonical path: {seconds:.0f} s")
+
+
+def test_gpt2_lesson_runs_on_the_canonical_path(canonical_root, tmp_path, monkeypatch):
+    """Notebook 07 with model_source="canonical": ``from_pretrained`` reads the planted ``gpt2``
+    snapshot from the Hugging Face cache (offline); the ONNX greedy loop matches transformers."""
+    planted.plant(canonical_root, tasks=("text-generation",))
+    nb, shown, seconds = _run("07_gpt2_generation.ipynb", {"model_source": "canonical"},
+                              canonical_root, tmp_path, monkeypatch)
+    assert f"text-generation: {planted.GPT2_REPO}" in shown
+    assert "Source: canonical — random weights planted for a test" in shown
+    assert "found in the Hugging Face cache" in shown and "real pretrained weights" not in shown
+    print(f"notebook 07 on the canonical path: {seconds:.0f} s")

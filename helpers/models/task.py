@@ -224,8 +224,9 @@ def hf_source(
             if cached_as or not network_allowed():
                 kwargs["local_files_only"] = True
         model_kwargs = {**kwargs, "use_safetensors": True}  # never a pickled pytorch_model.bin
-        # Downloads show huggingface_hub's progress bars; the load report is kept quiet.
-        with quiet_transformers(progress=True):
+        # A download shows huggingface_hub's progress bars; files already here load without bars
+        # (transformers' "Loading weights" bar would be all a reader sees). The load report is quiet.
+        with quiet_transformers(progress=not (local or cached_as)):
             tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
             model = getattr(transformers, model_class).from_pretrained(source, **model_kwargs)
         path = local
