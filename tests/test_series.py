@@ -71,6 +71,24 @@ def test_a_failing_notebook_is_reported_not_raised(tmp_path: Path) -> None:
     assert data["notebooks"][0]["status"] == "failed"
 
 
+@pytest.mark.parametrize("before", [None, "1", "0"])
+def test_execute_sets_batch_mode_for_the_kernel_and_leaves_the_callers_environment_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, before: str | None) -> None:
+    """The kernel runs with INFERENCE_SUITE_BATCH=1 (bars save their final state); afterwards the
+    caller's value is back, so notebooks that nbval runs later in the same process keep it."""
+    from helpers.display import BATCH_ENV
+
+    if before is None:
+        monkeypatch.delenv(BATCH_ENV, raising=False)
+    else:
+        monkeypatch.setenv(BATCH_ENV, before)
+    info = synthetic(tmp_path, "98_batch", "profile = 'full'",
+                     f"import os\nassert os.environ.get({BATCH_ENV!r}) == '1', os.environ.get({BATCH_ENV!r})")
+    run = series.execute(info, envreport.environment_name(), "test", tmp_path / "out")
+    assert run.status == "passed", run.error
+    assert os.environ.get(BATCH_ENV) == before
+
+
 @pytest.mark.parametrize("legacy", [False, True])
 def test_deprecation_warnings_fail_only_outside_legacy_lessons(tmp_path: Path, legacy: bool) -> None:
     info = synthetic(tmp_path, "98_warns", "profile = 'full'",

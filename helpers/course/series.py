@@ -51,8 +51,11 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
     results_path = out_dir / "results" / f"{info.stem}.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.unlink(missing_ok=True)
+    # The kernel inherits these: results go to this run's file, and progress bars save their final
+    # state (nobody watches the kernel). Restored afterwards: the caller's environment is left as it was.
+    saved = {name: os.environ.get(name) for name in (ENV_VAR, BATCH_ENV)}
     os.environ[ENV_VAR] = str(results_path)
-    os.environ[BATCH_ENV] = "1"  # progress bars save their final state (nobody watches the kernel)
+    os.environ[BATCH_ENV] = "1"
     before = output_checks.snapshot()
     started = time.monotonic()
     status, error = "passed", ""
@@ -71,8 +74,11 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
     except Exception as exc:  # noqa: BLE001 - a broken kernel must not stop the series
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
-        os.environ.pop(ENV_VAR, None)
-        os.environ.pop(BATCH_ENV, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     seconds = round(time.monotonic() - started, 1)
     written = output_checks.written_files(before, output_checks.snapshot())
     deprecations, problems = [], []
