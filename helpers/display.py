@@ -194,8 +194,8 @@ class Progress:
         if refresh:
             self._draw()
 
-    def set_postfix(self, **values: Any) -> None:
-        self.set_postfix_str(", ".join(f"{key}={value}" for key, value in values.items()))
+    def set_postfix(self, refresh: bool = True, **values: Any) -> None:
+        self.set_postfix_str(", ".join(f"{key}={value}" for key, value in values.items()), refresh=refresh)
 
     def close(self) -> None:
         if self.closed:

@@ -73,13 +73,14 @@ def test_progress_in_a_batch_run_shows_only_the_final_state(monkeypatch) -> None
     shell = _notebook_progress(monkeypatch, batch=True)
     bar = display.progress(total=3, desc="steps")
     bar.update()
-    bar.set_postfix(loss="0.25")
+    bar.set_postfix(loss="0.25", refresh=False)  # tqdm's keyword: a value for the next redraw, not a postfix
     assert shell.order == [], "nothing is drawn while it runs"
     bar.update(2)
     bar.close()
     bar.close()  # closing twice shows it once
     assert len(shell.order) == 1
     assert shell.shown[shell.order[0]].startswith("steps: 100%") and "loss=0.25" in shell.shown[shell.order[0]]
+    assert "refresh" not in shell.shown[shell.order[0]]
 
 
 def test_a_transient_progress_bar_leaves_nothing(monkeypatch) -> None:

@@ -405,7 +405,7 @@ def train_qa_model(
             tokens += int(batch["attention_mask"].sum())
             losses.append(loss.item())
             if len(losses) % 10 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", refresh=False)  # shown at the next redraw
     bar.close()
     model.eval()
     window = max(1, min(20, len(losses) // 4))
