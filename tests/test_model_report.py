@@ -248,3 +248,10 @@ def test_eval_inputs_take_the_examples_form_and_bad_ones_are_named_before_any_co
         model_report(model, torch.ones(2, 4), eval_inputs=[batch, batch.double()], **FAST)
     with pytest.raises(ReportInputError, match="expected 1 tensor"):
         item.named((batch, batch))
+
+
+def test_the_progress_bar_counts_the_runtime_precision_pairs_that_run(capfd: pytest.CaptureFixture[str]) -> None:
+    model_report(nn.Linear(4, 2).eval(), torch.ones(2, 4), runtimes=["pytorch", "onnxruntime"],
+                 **{**FAST, "progress": True})
+    err = capfd.readouterr().err
+    assert "model report: 100%" in err and "2/2" in err, err

@@ -289,6 +289,7 @@ def collect(item: ModelInput, settings: Settings, *, bar: Any = None) -> tuple[l
                              "artifacts": artifacts.log}
     reference = _reference(item, samples, artifacts)
     dynamic_batch = all(0 in item.dynamic.get(n, {}) for n in item.inputs)
+    planned: list[tuple[Row, Any, str]] = []
     for precision in settings.precisions:
         for spec in specs:
             kind = artifact_kind(spec.artifact, precision)
@@ -304,14 +305,17 @@ def collect(item: ModelInput, settings: Settings, *, bar: Any = None) -> tuple[l
                 row.status, row.error = "skipped", f"not available here (needs {spec.needs})"
             elif precision == "bf16" and not precision_hardware("bf16")["native"]:
                 row.status, row.error = "skipped", "this CPU has no bf16 instructions"
-            if row.status == "skipped":
-                continue
-            if bar is not None:
-                bar.set_postfix_str(f"{spec.label} {precision}")
-            _run_row(row, spec, kind, item, settings, artifacts, samples, reference, dynamic_batch,
-                     benchmark, compare_outputs)
-            if bar is not None:
-                bar.update(1)
+            if row.status != "skipped":
+                planned.append((row, spec, kind))
+    if bar is not None:
+        bar.total = len(planned)  # the bar counts the runtime x precision pairs that run
+    for row, spec, kind in planned:
+        if bar is not None:
+            bar.set_postfix_str(f"{spec.label} {row.precision}")
+        _run_row(row, spec, kind, item, settings, artifacts, samples, reference, dynamic_batch,
+                 benchmark, compare_outputs)
+        if bar is not None:
+            bar.update(1)
     facts["dynamic_batch"] = dynamic_batch
     return rows, facts
 

@@ -297,7 +297,7 @@ def model_report(model: Any, example_inputs: Any = None, *, name: str | None = N
                         runtimes=runtimes, runs=runs, time_budget=time_budget, limits=limits,
                         quality_threshold=quality_threshold, task=task, progress=progress,
                         eval_inputs=eval_inputs)
-    bar = progress_bar(total=None, desc="model report", unit=" runtime", disable=not progress)
+    bar = progress_bar(total=None, desc="model report", unit="run", disable=not progress)
     try:
         rows, facts = collect(item, settings, bar=bar)
     finally:
