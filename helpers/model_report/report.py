@@ -23,9 +23,10 @@ def deploy_code(row: Row, item: ModelInput, threads: int | None) -> str:
     """The few lines of the runtime's own API that run ``row``'s artefact."""
     feeds = "{" + ", ".join(f'"{n}": {n}' for n in item.inputs) + "}"
     n = threads or 4  # the report passes the threads it measured with
-    if row.runtime.startswith("onnxruntime"):
-        provider = {"onnxruntime-cuda": "CUDAExecutionProvider",
-                    "onnxruntime-openvino": "OpenVINOExecutionProvider"}.get(row.runtime, "CPUExecutionProvider")
+    from helpers.runners import runtime_spec
+
+    provider = runtime_spec(row.runtime).execution_provider  # ONNX Runtime's specs name their EP
+    if provider:
         return ("import onnxruntime as ort\n\n"
                 "options = ort.SessionOptions()\n"
                 f"options.intra_op_num_threads = {n}\n"
