@@ -485,6 +485,11 @@ def _post_raw(port: int, path: str, body: bytes, content_type: str) -> str:
         return f"{type(error).__name__}: {error}"
 
 
+def _status_codes(status_lines: list[str]) -> list[str]:
+    """The codes of HTTP status lines (the reason phrase differs between Pythons: 3.13 says "Content Too Large")."""
+    return [line.split(" ")[1] if line.startswith("HTTP/1.1 ") else line for line in status_lines]
+
+
 def test_every_over_limit_client_gets_its_413_under_concurrency(classifier: ImageClassifier) -> None:
     """Issue 29.4: 16 clients at once send 6 MB bodies; each must read a 413, not a connection reset.
 
@@ -499,8 +504,8 @@ def test_every_over_limit_client_gets_its_413_under_concurrency(classifier: Imag
     with serve_in_background(app) as server, ThreadPoolExecutor(16) as pool:
         for path, media in (("/predict", "image/jpeg"), ("/v2/models/toy/infer", "application/json")):
             answers = list(pool.map(_post_raw, [server.port] * 16, [path] * 16, [body] * 16, [media] * 16))
-            assert answers == ["HTTP/1.1 413 Request Entity Too Large"] * 16, (path, answers)
+            assert _status_codes(answers) == ["413"] * 16, (path, answers)
     # Far over the limit (refused from Content-Length, before reading): the server lingers instead.
     with serve_in_background(create_app(classifier)) as server, ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda _: _post_raw(server.port, "/predict", body, "image/jpeg"), range(16)))
-    assert answers == ["HTTP/1.1 413 Request Entity Too Large"] * 16, answers
+    assert _status_codes(answers) == ["413"] * 16, answers
