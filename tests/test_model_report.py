@@ -86,6 +86,14 @@ def test_single_input_cnn_runs_every_runtime_asked_with_parity(cnn_report: Model
     assert "## Parity and quality" in cnn_report.markdown() and "<table" in cnn_report.html()
 
 
+def test_repr_is_one_line_with_the_verdict_and_recommendation(cnn_report: ModelReport) -> None:
+    text = repr(cnn_report)
+    rec = cnn_report.recommendation
+    assert "\n" not in text and len(text) < 300, text
+    assert f"{len(cnn_report.rows)} runtime x precision rows" in text and "PASSED" in text
+    assert f"recommended: {rec['runtime']} {rec['precision']}" in text
+
+
 def test_two_named_inputs_and_a_dict_output() -> None:
     torch.manual_seed(0)
     report = model_report(TwoInputs(), {"left": torch.randn(2, 4), "right": torch.randn(2, 6)},

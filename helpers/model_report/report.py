@@ -58,7 +58,7 @@ def deploy_code(row: Row, item: ModelInput, threads: int | None) -> str:
             f"with torch.inference_mode():\n    outputs = {call}")
 
 
-@dataclass
+@dataclass(repr=False)
 class ModelReport:
     """Everything the report found (see :func:`model_report`)."""
 
@@ -203,6 +203,14 @@ class ModelReport:
             parts.append(f"<p>{html.escape(rec['sentence'])}</p><pre>{html.escape(rec['code'])}</pre>")
         parts.append(f"<p>Overall: <b>{'PASSED' if self.passed else 'FAILED'}</b></p>")
         return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        """One line a console can show: the model, what ran, the verdict and the recommendation."""
+        rec = self.recommendation
+        best = f"{rec['runtime']} {rec['precision']}" if rec else "none"
+        return (f"<ModelReport {self.model!r}: {len(self.rows)} runtime x precision rows, "
+                f"{len(self.ran)} runtimes ran, {len(self.failures())} failed steps, "
+                f"{'PASSED' if self.passed else 'FAILED'}, recommended: {best}>")
 
     def _repr_html_(self) -> str:
         return self.html()
