@@ -13,15 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_classifier import (
-    OUTPUTS,
-    SPECS,
-    TinyConvNet,
-    tiny_batch,
-    tiny_conv_net,
-    tiny_expected,
-    tiny_program,
-)
+from tiny_classifier import OUTPUTS, SPECS, TinyConvNet
 
 from helpers import runners
 from helpers.runners import (
@@ -41,7 +33,6 @@ from helpers.runners import (
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-
 def _has_ort_provider(name: str) -> bool:
     ort = pytest.importorskip("onnxruntime")
     return name in ort.get_available_providers()
@@ -54,26 +45,6 @@ def _gpu_present() -> bool:
         return gpu_present()
     except ImportError:
         return torch.cuda.is_available()
-
-
-@pytest.fixture(scope="module")
-def model() -> TinyConvNet:
-    return tiny_conv_net()
-
-
-@pytest.fixture(scope="module")
-def batch() -> dict[str, np.ndarray]:
-    return tiny_batch()
-
-
-@pytest.fixture(scope="module")
-def expected(model: TinyConvNet, batch: dict[str, np.ndarray]) -> np.ndarray:
-    return tiny_expected(model, batch)
-
-
-@pytest.fixture(scope="module")
-def program(model: TinyConvNet) -> torch.export.ExportedProgram:
-    return tiny_program(model)
 
 
 @pytest.fixture(scope="module")

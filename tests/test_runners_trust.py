@@ -8,41 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_classifier import (
-    OUTPUTS,
-    SPECS,
-    TinyConvNet,
-    tiny_batch,
-    tiny_conv_net,
-    tiny_expected,
-    tiny_program,
-)
+from tiny_classifier import OUTPUTS, SPECS
 
 from helpers import runners
 from helpers.runners import TensorSpec, exported_program_runner, torchscript_runner
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
-
-
-@pytest.fixture(scope="module")
-def model() -> TinyConvNet:
-    return tiny_conv_net()
-
-
-@pytest.fixture(scope="module")
-def batch() -> dict[str, np.ndarray]:
-    return tiny_batch()
-
-
-@pytest.fixture(scope="module")
-def expected(model: TinyConvNet, batch: dict[str, np.ndarray]) -> np.ndarray:
-    return tiny_expected(model, batch)
-
-
-@pytest.fixture(scope="module")
-def program(model: TinyConvNet) -> torch.export.ExportedProgram:
-    return tiny_program(model)
-
 
 # ------------------------------------------------------------------ files that can run code
 

@@ -1,8 +1,9 @@
 """The tiny image classifier of the runner tests (test_runners.py, test_runners_trust.py).
 
-Each of those modules makes its own module-scoped fixtures from these factories. Kept apart from
-fakes.py: both modules run in every environment (ENV_SPECIFIC_MODULES), so everything this file
-imports is needed there too, and fakes.py reaches helpers.generation.
+tests/conftest.py makes their module-scoped fixtures (``model``, ``batch``, ``expected``,
+``program``) from these factories. Kept apart from fakes.py: both modules run in every environment
+(ENV_SPECIFIC_MODULES), so everything this file imports is needed there too, and fakes.py reaches
+helpers.generation.
 """
 
 from __future__ import annotations
