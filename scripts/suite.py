@@ -273,8 +273,11 @@ def check_lock_is_current(env: str) -> None:
             )
 
 
-def setup_fingerprint(env: str, torch: str = "") -> str:
-    digest = hashlib.sha256(f"{sys.version}|{SETUP_VERSION}|torch={torch}".encode())
+def setup_fingerprint(env: str, torch: str = "", python: tuple[int, ...] | None = None) -> str:
+    """What a set-up of .venvs/<env> depends on: the Python it is made with (default: this one), the
+    set-up's own version, the torch build, the locks and pyproject.toml."""
+    python = tuple(python or sys.version_info[:3])
+    digest = hashlib.sha256(f"{version_text(python)}|{SETUP_VERSION}|torch={torch}".encode())
     for path in (lock_path(env), MODELS_LOCK, ROOT / "pyproject.toml"):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -291,14 +294,15 @@ def read_stamp(env: str) -> dict[str, str]:
             **dict(w.split("=", 1) for w in words[1:] if "=" in w)}
 
 
-def stamp_is_current(env: str, torch: str | None = None) -> bool:
+def stamp_is_current(env: str, torch: str | None = None, python: tuple[int, ...] | None = None) -> bool:
     """True when .venvs/<env> was set up, by this set-up, from the tree's locks (and with the
-    given torch build; None accepts the one it was set up with)."""
+    given torch build and Python; None accepts the ones it was set up with)."""
     recorded = read_stamp(env)
     if not recorded or not venv_python(env).exists():
         return False
     torch = recorded.get("torch", "") if torch is None else torch
-    return recorded["fingerprint"] == setup_fingerprint(env, torch)
+    python = python or venv_version(venv_python(env))
+    return python is not None and recorded["fingerprint"] == setup_fingerprint(env, torch, python)
 
 
 def run_checked(cmd: list[str | Path], **kwargs) -> None:
@@ -478,6 +482,34 @@ def venv_version(python: Path) -> tuple[int, ...] | None:
     return tuple(int(v) for v in out.stdout.split()) if out.returncode == 0 else None
 
 
+def base_interpreter(python: Path) -> str | None:
+    """The interpreter a venv was made from (its ``sys._base_executable``); None when it does not run."""
+    try:
+        out = subprocess.run([str(python), "-c", "import sys; print(sys._base_executable)"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def target_python(env: str) -> tuple[tuple[int, ...], str | Path]:
+    """(version, interpreter) .venvs/<env> is to be made with. PYTHON= given (PYTHON_CHOSEN, set by
+    the Makefile) or no usable venv: the interpreter running this script. Otherwise the existing
+    venv keeps the supported Python it was made with, so a plain `make test` after
+    `make setup PYTHON=python3.13` does not rebuild it with the default python3."""
+    here = (tuple(sys.version_info[:3]), sys.executable)
+    if os.environ.get("PYTHON_CHOSEN") or not venv_python(env).exists():
+        return here
+    version = venv_version(venv_python(env))
+    base = base_interpreter(venv_python(env))
+    if version is None or base is None or tuple(version[:2]) not in SUPPORTED_PYTHONS:
+        return here
+    if tuple(version[:2]) != here[0][:2]:
+        say(f"keeping {(VENVS / env).relative_to(ROOT)}'s Python {version_text(version)} (the one it was made "
+            f"with); `make setup PYTHON=...` makes it with another")
+    return tuple(version), base
+
+
 def check_available(env: str) -> None:
     if env not in ENVIRONMENTS:
         raise SystemExit(f"[suite] unknown environment {env!r}; choose from {', '.join(ENVIRONMENTS)}")
@@ -495,14 +527,15 @@ def setup(env: str, installer: Installer | None = None) -> Path:
     check_lock_is_current(env)
     torch = torch_choice(env)
     venv = VENVS / env
-    if stamp_is_current(env, torch):
+    python_version, interpreter = target_python(env)
+    if stamp_is_current(env, torch, python_version):
         say(f"environment '{env}' is up to date ({venv.relative_to(ROOT)})")
         ensure_user_kernel(env)
         return venv_python(env)
     installer = installer or choose_installer()
     started = time.monotonic()
     version = venv_version(venv_python(env)) if venv.exists() else None
-    if venv.exists() and (version is None or tuple(version[:2]) != tuple(sys.version_info[:2])):
+    if venv.exists() and (version is None or tuple(version[:2]) != tuple(python_version[:2])):
         say(f"{venv.relative_to(ROOT)} was made by another Python ({version}); recreating it")
         shutil.rmtree(venv)
     elif venv.exists() and installer.uv is None:
@@ -510,10 +543,10 @@ def setup(env: str, installer: Installer | None = None) -> Path:
         shutil.rmtree(venv)
     action = "updating" if venv.exists() else "setting up (first time: a few minutes)"
     say(f"{action} environment '{env}' in {venv.relative_to(ROOT)} with {installer.name}, Python "
-        f"{platform.python_version()}, from {lock_path(env).relative_to(ROOT)}"
+        f"{version_text(python_version)}, from {lock_path(env).relative_to(ROOT)}"
         + (" with PyTorch's CPU-only build" if torch else ""))
     if not venv_python(env).exists():
-        installer.create(venv)
+        installer.create(venv, interpreter)
     python = venv_python(env)
     if torch == "cpu":
         install_torch_cpu(env, python, installer, venv)
@@ -525,7 +558,8 @@ def setup(env: str, installer: Installer | None = None) -> Path:
     if problems:
         raise SystemExit("[suite] dependency conflicts:\n" + "\n".join(problems))
     register_kernel(env)
-    (venv / STAMP).write_text(f"{setup_fingerprint(env, torch)} installer={installer.name} torch={torch}\n")
+    fingerprint = setup_fingerprint(env, torch, python_version)
+    (venv / STAMP).write_text(f"{fingerprint} installer={installer.name} torch={torch}\n")
     say(f"environment '{env}' equals its lock ({len(read_lock(lock_path(env)))} locked distributions "
         f"for all platforms); ready in {time.monotonic() - started:.0f} s; kernel '{kernel_name(env)}'")
     return python

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -54,6 +55,61 @@ def test_every_environment_runs_on_linux_x86_64_and_cpu_everywhere() -> None:
     assert "onnxruntime-openvino" in reason and "linux-x86_64" in reason
 
 
+# --- which Python an environment is made with ----------------------------------------------------
+
+
+OTHER = (3, 13, 0) if sys.version_info[:2] != (3, 13) else (3, 12, 1)
+
+
+def _existing_venv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version: tuple[int, ...]) -> None:
+    """A .venvs/cpu whose interpreter reports ``version`` and was made from /opt/python-<version>."""
+    monkeypatch.setattr(suite, "VENVS", tmp_path)
+    python = suite.venv_python("cpu")
+    python.parent.mkdir(parents=True)
+    python.touch()
+    monkeypatch.setattr(suite, "venv_version", lambda _: version)
+    monkeypatch.setattr(suite, "base_interpreter", lambda _: f"/opt/python-{suite.version_text(version)}")
+
+
+def test_an_existing_environment_keeps_its_python_unless_one_is_chosen(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(suite, "ROOT", tmp_path.parent)
+    _existing_venv(monkeypatch, tmp_path, OTHER)
+    monkeypatch.delenv("PYTHON_CHOSEN", raising=False)
+    assert suite.target_python("cpu") == (OTHER, f"/opt/python-{suite.version_text(OTHER)}")
+    assert f"Python {suite.version_text(OTHER)} (the one it was made with)" in capsys.readouterr().out
+    monkeypatch.setenv("PYTHON_CHOSEN", "python3")
+    assert suite.target_python("cpu") == (tuple(sys.version_info[:3]), sys.executable)
+
+
+def test_an_environment_with_an_unsupported_or_broken_python_is_remade_with_this_one(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PYTHON_CHOSEN", raising=False)
+    here = (tuple(sys.version_info[:3]), sys.executable)
+    _existing_venv(monkeypatch, tmp_path, (3, 10, 12))
+    assert suite.target_python("cpu") == here
+    monkeypatch.setattr(suite, "base_interpreter", lambda _: None)
+    assert suite.target_python("cpu") == here
+    monkeypatch.setattr(suite, "VENVS", tmp_path / "none")
+    assert suite.target_python("cpu") == here
+
+
+def test_the_set_up_stamp_names_the_python(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert suite.setup_fingerprint("cpu", "", OTHER) != suite.setup_fingerprint("cpu", "", (3, 11, 2))
+    _existing_venv(monkeypatch, tmp_path, OTHER)
+    (tmp_path / "cpu" / suite.STAMP).write_text(f"{suite.setup_fingerprint('cpu', '', OTHER)} installer=uv torch=\n")
+    assert suite.stamp_is_current("cpu")  # the venv's own Python by default
+    assert not suite.stamp_is_current("cpu", "", (3, 11, 2))
+
+
+@pytest.mark.parametrize(("args", "chosen"), [([], ""), (["PYTHON=python3.12"], "python3.12")])
+def test_the_makefile_says_when_python_was_chosen(args: list[str], chosen: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "PYTHON_CHOSEN")}
+    out = subprocess.run(["make", "-C", str(ROOT), "-n", "-p", "test", *args], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert f"PYTHON_CHOSEN := {chosen}".strip() in [line.strip() for line in out.splitlines()]
+
+
 class _FakeProcess:
     """What subprocess.Popen gives cmd_test: pytest's output and exit code."""
 
@@ -63,6 +119,7 @@ class _FakeProcess:
 
     def wait(self) -> int:
         return 0
+
 
 
 def test_make_test_skips_environments_without_wheels_and_says_why(
