@@ -382,6 +382,7 @@ def test_every_decoder_failure_is_an_image_error_fuzz():
     assert decoded > 100 and refused > 1000  # both paths really ran
 
 
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning")  # Pillow's own notice
 @pytest.mark.parametrize("fmt", ["ICO", "PCX", "TGA", "SGI", "DDS", "QOI", "IM", "SPIDER"])
 def test_formats_outside_the_accepted_list_are_refused_by_name(fmt):
     """Issue 29.1: PIL decodes dozens of formats; load_image opens only the accepted ones."""
