@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import nbformat
@@ -67,6 +69,7 @@ def test_a_failing_notebook_is_reported_not_raised(tmp_path: Path) -> None:
     summary = series.write_summary([run], "cpu", "test", tmp_path / "out")
     text = summary.read_text()
     assert "❌ failed" in text and "99_broken.ipynb" in text
+    assert f"python {platform.python_version()}, torch {metadata.version('torch')}" in text  # what ran, named
     data = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert data["notebooks"][0]["status"] == "failed"
 
@@ -197,3 +200,12 @@ def test_summary_reads_as_text_not_raw_dicts(tmp_path: Path) -> None:
     assert "## Set-up" in text and "| models | ok | 213 |" in text and "Set-up took 294 s" in text
     assert "Executing the notebooks took 12 s" in text
     assert text.index("## Set-up") < text.index("## Notebooks")
+
+
+def test_the_series_kernel_manager_asks_for_transport_encryption() -> None:
+    """ipykernel's spec declares CurveZMQ support; the series' manager asks for it (the kernel would
+    otherwise log "running over TCP without encryption" once per notebook)."""
+    import zmq
+
+    manager = series.encrypted_kernel_manager()()
+    assert manager.transport_encryption == ("auto" if zmq.has("curve") else "disabled")

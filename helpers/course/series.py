@@ -42,6 +42,22 @@ class NotebookRun:
     problems: list[str] = field(default_factory=list)  # what the output checks found
 
 
+def encrypted_kernel_manager() -> type:
+    """jupyter_client's AsyncKernelManager that asks for CurveZMQ transport encryption when the kernel's
+    spec declares it (ipykernel's does) and pyzmq has it: the kernel then talks over encrypted sockets
+    and does not log its "running over TCP without encryption" warning once per notebook."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _encrypt_when_possible(self) -> str:
+            return "auto" if zmq.has("curve") else "disabled"
+
+    return EncryptedKernelManager
+
+
 def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> NotebookRun:
     """Run one notebook with papermill in the environment's kernel; never raises on cell errors."""
     import papermill as pm
@@ -68,6 +84,7 @@ def execute(info: NotebookInfo, env: str, profile: str, out_dir: Path) -> Notebo
             cwd=str(info.path.parent),
             progress_bar=False,
             extra_arguments=[f"--ext={output_checks.__name__}"],  # reports figures never displayed
+            kernel_manager_class=encrypted_kernel_manager(),
         )
     except pm.PapermillExecutionError as exc:
         status, error = "failed", f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
@@ -167,6 +184,9 @@ def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path
         "",
         f"{passed} of {len(runs)} notebooks passed on {meta['cpu']} ({meta['cores']} cores), "
         f"{meta['finished']}.",
+        "",
+        "Versions: " + ", ".join(f"{name} {version}".replace(f"{name} {name} ", f"{name} ")
+                                 for name, version in meta["packages"].items()) + ".",
         "",
         *_setup_lines(out_dir),
         "## Notebooks",
