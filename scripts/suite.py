@@ -953,8 +953,16 @@ def cmd_lab(args: argparse.Namespace) -> int:
         setup(env)
     jupyter = python.parent / "jupyter"
     say("starting JupyterLab; pick the kernel 'Python 3.x (inference: ...)' for each notebook")
-    return subprocess.run([str(jupyter), "lab", "notebooks"], cwd=ROOT,
+    return subprocess.run([str(jupyter), "lab", "notebooks", *lab_options(python)], cwd=ROOT,
                           env=child_env(envs[0], python)).returncode
+
+
+def lab_options(python: Path) -> list[str]:
+    """Kernels talk to JupyterLab over CurveZMQ-encrypted sockets where pyzmq can (ipykernel's spec
+    declares support; unencrypted, each kernel logs a warning in the terminal)."""
+    out = subprocess.run([str(python), "-c", "import zmq; print(zmq.has('curve'))"],
+                         capture_output=True, text=True, timeout=60)
+    return ["--KernelManager.transport_encryption=auto"] if out.stdout.strip() == "True" else []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -319,3 +319,10 @@ def test_make_run_builds_first_and_records_the_set_up_steps(
     steps = json.loads((tmp_path / "run" / "setup.json").read_text())["steps"]
     assert [s["name"] for s in steps] == ["environment 'cpu'", "build qa"]
     assert steps[1]["seconds"] == 2.5 and steps[0]["status"] == "ready"
+
+
+def test_make_lab_asks_for_encrypted_kernels_when_pyzmq_can() -> None:
+    import zmq
+
+    expected = ["--KernelManager.transport_encryption=auto"] if zmq.has("curve") else []
+    assert suite.lab_options(Path(sys.executable)) == expected
