@@ -185,8 +185,8 @@ def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path
         f"{passed} of {len(runs)} notebooks passed on {meta['cpu']} ({meta['cores']} cores), "
         f"{meta['finished']}.",
         "",
-        "Versions: " + ", ".join(f"{name} {version}".replace(f"{name} {name} ", f"{name} ")
-                                 for name, version in meta["packages"].items()) + ".",
+        # A value with a space names its own distribution (onnxruntime: "onnxruntime-gpu 1.32.0").
+        "Versions: " + ", ".join(v if " " in str(v) else f"{name} {v}" for name, v in meta["packages"].items()) + ".",
         "",
         *_setup_lines(out_dir),
         "## Notebooks",
