@@ -267,7 +267,7 @@ def test_router_joins_the_suites_serving_app(onnx_path) -> None:
 
 
 def test_plain_httpx_client_over_a_real_server(server, models) -> None:
-    assert kserve.server_ready(server.url) == (True, "ready")
+    assert kserve.server_ready(server.url, timeout_s=10) == (True, "ready")
     assert kserve.model_metadata(server.url, "toy")["outputs"][0]["shape"] == [-1, CLASSES]
     x = pixels(7, batch=3, size=5)
     with httpx.Client(trust_env=False) as http:

@@ -239,7 +239,7 @@ def test_triton_client_talks_to_any_v2_server(onnx_path) -> None:
     app.include_router(kserve.router({"toy": runner}))
     pixels = np.random.default_rng(0).random((3, 3, 16, 16), dtype=np.float32)
     with serve_in_background(app) as server:
-        assert triton_ready(server.url) == (True, "ready")
+        assert triton_ready(server.url, timeout_s=10) == (True, "ready")
         got = triton_infer(server.url, "toy", {"pixel_values": pixels})
         with pytest.raises(kserve.V2ClientError, match="FP64"):
             triton_infer(server.url, "toy", {"pixel_values": pixels.astype(np.float64)})
