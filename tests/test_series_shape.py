@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INFOS = discover()
 CORE = [info for info in INFOS if info.track == "core"]
 TRACKS = {"core", "deep-dive"}
-MAX_CORE_CODE_LINES = 160  # "about 150": a few lines of slack, never a second idea
+MAX_CORE_CODE_LINES = 150  # "~150 code lines at most": a lesson that grows moves depth to a deep dive
 MAX_CORE_WORDS = 2000
 MAX_CODE_LINES = 330  # "about 300"
 WORDS_PER_MINUTE = 200
