@@ -11,6 +11,7 @@ notebook with problems fails and the summary lists them. Exit code 1 if any fail
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -42,6 +43,7 @@ class NotebookRun:
     problems: list[str] = field(default_factory=list)  # what the output checks found
 
 
+@functools.cache
 def encrypted_kernel_manager() -> type:
     """jupyter_client's AsyncKernelManager that asks for CurveZMQ transport encryption when the kernel's
     spec declares it (ipykernel's does) and pyzmq has it: the kernel then talks over encrypted sockets
@@ -169,7 +171,7 @@ def _setup_lines(out_dir: Path) -> list[str]:
 
 def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path) -> Path:
     """Write summary.json and summary.md; return the markdown path."""
-    from helpers.hardware import cpu_info, package_versions
+    from helpers.hardware import cpu_info, fingerprint, package_versions
 
     meta = {"environment": env, "profile": profile, "cpu": cpu_info()["model"],
             "cores": cpu_info()["logical_cores"], "packages": package_versions(),
@@ -178,6 +180,8 @@ def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path
         json.dumps({"meta": meta, "notebooks": [asdict(r) for r in runs]}, indent=2, default=str)
     )
     passed = sum(r.status == "passed" for r in runs)
+    stack = fingerprint()  # installed packages only; ONNX Runtime under its distribution's own name
+    installed = {"python": stack["python"], **stack["packages"]}
     notebook_seconds = sum(r.seconds for r in runs)
     lines = [
         f"# Notebook series — environment `{env}`, profile `{profile}`",
@@ -185,8 +189,7 @@ def write_summary(runs: list[NotebookRun], env: str, profile: str, out_dir: Path
         f"{passed} of {len(runs)} notebooks passed on {meta['cpu']} ({meta['cores']} cores), "
         f"{meta['finished']}.",
         "",
-        # A value with a space names its own distribution (onnxruntime: "onnxruntime-gpu 1.32.0").
-        "Versions: " + ", ".join(v if " " in str(v) else f"{name} {v}" for name, v in meta["packages"].items()) + ".",
+        "Versions: " + ", ".join(f"{name} {version}" for name, version in installed.items()) + ".",
         "",
         *_setup_lines(out_dir),
         "## Notebooks",
